@@ -1,0 +1,180 @@
+"""Reading and writing volumes: NIfTI (.nii, .nii.gz) and MGZ/MGH, with clear errors and atomic writes.
+
+Arrays are returned in the file's own voxel order (i, j, k); the 4x4 ``affine`` maps voxel indices to
+world coordinates in mm (RAS+, nibabel's convention). Nothing here reorients data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh")
+
+
+class InputError(ValueError):
+    """A problem with a user's file or argument, reported as one line without a traceback."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3-D scalar volume.
+
+    Attributes:
+        data: float32 array, shape (I, J, K), in the file's voxel order.
+        affine: 4x4 float64 voxel-to-world (mm, RAS+) matrix.
+        image: the nibabel image it came from (header and format, used to write results alike).
+        path: the file it was read from.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    image: nib.spatialimages.SpatialImage
+    path: Path
+
+    @property
+    def zooms(self) -> np.ndarray:
+        """Voxel sizes in mm along (I, J, K), from the affine's columns."""
+        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+
+
+def suffix_of(path: str | os.PathLike) -> str:
+    """The image suffix of ``path`` ('.nii.gz', '.nii', '.mgz' or '.mgh'), or '' if none."""
+    name = str(path).lower()
+    return next((s for s in SUFFIXES if name.endswith(s)), "")
+
+
+def load_volume(path: str | os.PathLike) -> Volume:
+    """Read a 3-D volume (a 4-D file with a single frame is accepted and squeezed).
+
+    Raises:
+        InputError: missing or unreadable file, not an image, not 3-D, multi-frame 4-D, a singular
+            affine or a zero voxel size. The message names the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image file")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for non-images
+        raise InputError(f"{path}: not a readable NIfTI/MGZ image ({_short(exc)})") from None
+    shape = img.shape
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    elif len(shape) == 5 and shape[3] == 1 and shape[4] == 1:
+        shape = shape[:3]
+    if len(shape) == 4:
+        raise InputError(
+            f"{path}: 4-D image with {shape[3]} frames; extract one frame first "
+            "(e.g. the mean or the first volume)"
+        )
+    if len(shape) != 3:
+        raise InputError(f"{path}: expected a 3-D image, got shape {tuple(img.shape)}")
+    if min(shape) < 2:
+        raise InputError(f"{path}: image is 2-D in effect (shape {tuple(shape)})")
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+    except Exception as exc:
+        raise InputError(f"{path}: image data cannot be read, truncated? ({_short(exc)})") from None
+    affine = np.asarray(img.affine, dtype=np.float64)
+    check_affine(affine, path)
+    return Volume(data=data, affine=affine, image=img, path=path)
+
+
+def check_affine(affine: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise InputError if the voxel-to-world matrix is not finite, singular or has a zero voxel size."""
+    if not np.all(np.isfinite(affine)):
+        raise InputError(f"{path}: header affine has non-finite values")
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    if np.any(zooms < 1e-6):
+        raise InputError(f"{path}: header has a zero voxel size {tuple(np.round(zooms, 6))}")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError(f"{path}: header affine is singular")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary file keeps ``path``'s suffix so that format-sniffing writers (nibabel) behave.
+    Nothing is left behind on failure.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{path}: output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{path}: output directory {parent} is not writable")
+    suffix = suffix_of(path) or path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def save_like(data: np.ndarray, like: Volume, path: str | os.PathLike, dtype=np.uint8) -> None:
+    """Write ``data`` (shape like.data.shape) on ``like``'s grid and affine, atomically.
+
+    The format follows ``path``'s suffix (.nii.gz, .nii, .mgz, .mgh).
+    """
+    path = Path(path)
+    if data.shape != like.data.shape:
+        raise ValueError(f"shape {data.shape} does not match the reference {like.data.shape}")
+    suffix = suffix_of(path)
+    arr = np.asarray(data, dtype=dtype)
+    if suffix in (".mgz", ".mgh"):
+        out = nib.MGHImage(arr, like.affine)
+    elif suffix in (".nii.gz", ".nii"):
+        header = like.image.header.copy() if isinstance(like.image, nib.Nifti1Image) else None
+        out = nib.Nifti1Image(arr, like.affine, header=header)
+        out.set_data_dtype(dtype)
+        out.header.set_slope_inter(1, 0)
+        qcode = int(header["qform_code"]) if header is not None else 1
+        scode = int(header["sform_code"]) if header is not None else 1
+        out.set_qform(like.affine, code=qcode or 1)
+        out.set_sform(like.affine, code=scode or 1)
+    else:
+        raise InputError(f"{path}: unknown output format; use .nii.gz, .nii, .mgz or .mgh")
+    with atomic_output(path) as tmp:
+        nib.save(out, str(tmp))
+
+
+def save_array(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a NIfTI or MGZ volume with the given affine atomically (dtype kept)."""
+    path = Path(path)
+    suffix = suffix_of(path)
+    if suffix in (".mgz", ".mgh"):
+        out = nib.MGHImage(data, affine)
+    elif suffix in (".nii.gz", ".nii"):
+        out = nib.Nifti1Image(data, affine)
+        out.set_qform(affine, code=1)
+        out.set_sform(affine, code=1)
+    else:
+        raise InputError(f"{path}: unknown output format; use .nii.gz, .nii, .mgz or .mgh")
+    with atomic_output(path) as tmp:
+        nib.save(out, str(tmp))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (temp file + rename)."""
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text)
