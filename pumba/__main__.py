@@ -1,0 +1,7 @@
+"""``python -m pumba`` is the ``pumba`` command."""
+
+import sys
+
+from pumba.cli import main
+
+sys.exit(main())

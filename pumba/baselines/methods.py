@@ -1,0 +1,104 @@
+"""Registry of the benchmark's methods: how to run each one as a child process.
+
+Every method is a command line (``argv``) that reads one image and writes one binary mask on the
+image's grid. The in-process baselines (otsu, gmm, bet, deepbet) are ``python -m`` modules of this
+package that share :func:`baseline_main`; ``pumba`` is our own ``pumba strip`` command.
+Threads are set by the runner through the environment (OMP_NUM_THREADS and friends), not argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+ArgvBuilder = Callable[[str, str, str | None], list[str]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """How to run one method.
+
+    Attributes:
+        name: the method's name in records and tables.
+        summary: one line for ``--help``.
+        argv: builds the child's command line from (image path, mask path, model path or None).
+        takes_model: whether ``--model`` means anything for this method.
+    """
+
+    name: str
+    summary: str
+    argv: ArgvBuilder
+    takes_model: bool = False
+
+
+def _module(module: str) -> ArgvBuilder:
+    def build(image: str, mask: str, model: str | None) -> list[str]:
+        return [sys.executable, "-m", f"pumba.baselines.{module}", "-i", image, "-o", mask]
+
+    return build
+
+
+def _pumba(image: str, mask: str, model: str | None) -> list[str]:
+    # Without --model, ``pumba strip`` decides (packaged weights, or a one-line error).
+    # The benchmark times every method on CPU, so the device is fixed.
+    argv = [sys.executable, "-m", "pumba.cli", "strip", "-i", image, "-m", mask]
+    if model is not None:
+        argv += ["--model", model]
+    return [*argv, "--device", "cpu"]
+
+
+METHODS: Mapping[str, Method] = MappingProxyType(
+    {
+        m.name: m
+        for m in (
+            Method("otsu", "Otsu threshold + morphology floor", _module("otsu")),
+            Method("gmm", "Gaussian-mixture intensity clustering floor (seeded)", _module("gmm")),
+            Method("bet", "FSL BET re-implementation (brainextractor)", _module("bet")),
+            Method("deepbet", "deepbet 2-stage U-Net, CPU", _module("deep_bet")),
+            Method("pumba", "our model: pumba strip --model CKPT", _pumba, takes_model=True),
+        )
+    }
+)
+
+
+def available_methods() -> tuple[str, ...]:
+    """Names of the registered methods, in registry order."""
+    return tuple(METHODS)
+
+
+def baseline_main(
+    name: str,
+    compute: Callable[..., np.ndarray],
+    argv: Sequence[str] | None = None,
+    *,
+    seeded: bool,
+) -> int:
+    """Shared ``main`` of the in-process baselines: ``-i IMAGE -o MASK [--seed N]``.
+
+    ``compute(volume, seed)`` returns a boolean mask of the volume's shape; it is written with the
+    image's grid and affine as uint8 0/1 (atomically). A user error prints one line and returns 2;
+    any other exception propagates (the runner records its last line).
+    """
+    from pumba.io import InputError, load_volume, save_like
+
+    parser = argparse.ArgumentParser(
+        prog=f"python -m pumba.baselines.{name}", description=f"{name} brain extraction baseline"
+    )
+    parser.add_argument("-i", "--input", required=True, help="head image (.nii, .nii.gz, .mgz)")
+    parser.add_argument("-o", "--output", required=True, help="brain mask to write (uint8 0/1)")
+    if seeded:
+        parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        volume = load_volume(args.input)
+        mask = compute(volume, getattr(args, "seed", None))
+        save_like(np.asarray(mask, dtype=np.uint8), volume, args.output, dtype=np.uint8)
+    except InputError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

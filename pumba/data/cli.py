@@ -1,0 +1,118 @@
+"""``pumba data list|fetch|prepare``: the dataset registry from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+DEFAULT_REGISTRY = "config/datasets.yaml"
+DEFAULT_CACHE = "results/cache"
+# Where a dataset's files come from, least local last; a dataset is as far as its farthest file.
+_NEARNESS = ("installed", "cached", "mirror", "download", "missing")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``pumba data`` and its sub-commands."""
+    parser = sub.add_parser(
+        "data",
+        help="dataset registry: list, fetch and prepare evaluation datasets",
+        description="The evaluation datasets of config/datasets.yaml: list, fetch, prepare.",
+    )
+    data_sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    p_list = data_sub.add_parser("list", help="table of datasets and whether they can be had here")
+    _add_registry(p_list)
+    _add_sources(p_list, download=False)
+    p_list.set_defaults(func=run_list)
+
+    p_fetch = data_sub.add_parser("fetch", help="fetch a dataset's files into the cache")
+    _add_registry(p_fetch)
+    p_fetch.add_argument("--dataset", required=True, help="dataset id (see `pumba data list`)")
+    _add_sources(p_fetch, download=True)
+    p_fetch.set_defaults(func=run_fetch)
+
+    p_prep = data_sub.add_parser(
+        "prepare",
+        help="write a dataset's images, binary masks, manifest.tsv and status.json",
+        description="Fetch and prepare one dataset into OUT/<dataset>/. A dataset that cannot be "
+        "had here is written as unavailable (empty manifest, status.json says why), exit 0.",
+    )
+    _add_registry(p_prep)
+    p_prep.add_argument("--dataset", required=True, help="dataset id (see `pumba data list`)")
+    p_prep.add_argument("--out", required=True, help="output root, e.g. results/data")
+    _add_sources(p_prep, download=True)
+    p_prep.set_defaults(func=run_prepare)
+
+
+def _add_registry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        default=DEFAULT_REGISTRY,
+        help=f"registry file (default: {DEFAULT_REGISTRY} in the current directory)",
+    )
+
+
+def _add_sources(parser: argparse.ArgumentParser, download: bool) -> None:
+    parser.add_argument(
+        "--cache", default=DEFAULT_CACHE, help=f"download cache (default: {DEFAULT_CACHE})"
+    )
+    parser.add_argument(
+        "--mirror", default=None, help="local mirror laid out as <owner>/<repo>/<commit>/<path>"
+    )
+    if download:
+        parser.add_argument(
+            "--no-download",
+            action="store_true",
+            help="use only the cache and the mirror, never the network",
+        )
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print id, species, modality, source kind and availability of every registry dataset."""
+    from pumba.data.fetch import locate
+    from pumba.data.registry import load_registry
+
+    registry = load_registry(args.registry)
+    header = ("id", "species", "modality", "source", "here")
+    rows = []
+    for ds in registry.datasets.values():
+        where = max((locate(f, args.cache, args.mirror) for f in ds.files()), key=_NEARNESS.index)
+        if where == "missing" and ds.install:
+            where = f"missing ({ds.install})"
+        rows.append((ds.id, ds.species, ds.modality, ds.source_kind, where))
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    """Fetch every file of one dataset; print their local paths. Failure is an error (exit 2)."""
+    from pumba.data.fetch import fetch_file
+    from pumba.data.registry import load_registry
+
+    dataset = load_registry(args.registry).get(args.dataset)
+    for spec in dataset.files():
+        print(fetch_file(spec, args.cache, args.mirror, allow_download=not args.no_download))
+    return 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Prepare one dataset; an unavailable dataset is reported on stderr and still exits 0."""
+    from pumba.data.prepare import prepare_dataset
+    from pumba.data.registry import load_registry
+
+    logging.basicConfig(level=logging.WARNING, format="pumba data prepare: %(message)s")
+    registry = load_registry(args.registry)
+    status = prepare_dataset(
+        registry,
+        args.dataset,
+        args.out,
+        args.cache,
+        mirror=args.mirror,
+        allow_download=not args.no_download,
+    )
+    if status.available:
+        print(f"{status.dataset}: {status.n_subjects} subject(s) prepared under {args.out}")
+    return 0

@@ -1,0 +1,168 @@
+"""Getting a registry file onto local disk: installed packages, the cache, a mirror, or a download.
+
+Downloaded and mirrored files land in a cache laid out like the mirror (``<cache>/<mirror_path>``,
+for GitHub files ``<owner>/<repo>/<commit>/<path>``), so a cache can serve as another machine's
+mirror. A file enters the cache only after its sha256 matched: it is written to a temporary file in
+the cache directory, checked, then renamed into place; on any failure nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.util
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import BinaryIO
+
+from pumba.data.registry import AbsoluteFile, FileSpec, PackageFile, UrlFile
+from pumba.io import InputError
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+class FetchError(InputError):
+    """A registry file cannot be had here: package missing, no copy and no network, bad checksum."""
+
+
+def fetch_file(
+    spec: FileSpec,
+    cache_dir: str | os.PathLike,
+    mirror: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    timeout_s: float = 60.0,
+) -> Path:
+    """The local path of a registry file, fetching it into ``cache_dir`` if needed.
+
+    Embedded files (:class:`PackageFile`, :class:`AbsoluteFile`) are located where their package
+    installed them and are not copied. A :class:`UrlFile` is looked for, in order, in the cache
+    (checked against its sha256; a corrupt copy is discarded), in ``mirror`` (copied into the cache
+    and checked), and on the network (downloaded with urllib, ``timeout_s`` seconds per socket
+    operation, checked) unless ``allow_download`` is false.
+
+    Raises:
+        FetchError: one line naming the file and the reason (package not installed, not found, no
+            copy and downloads off, download failed, sha256 mismatch with expected and actual).
+    """
+    if isinstance(spec, PackageFile):
+        return _package_file(spec)
+    if isinstance(spec, AbsoluteFile):
+        if not spec.file.is_file():
+            raise FetchError(f"{spec.file}: not found; it comes with {spec.install}")
+        return spec.file
+    mirror_dir = None if mirror is None else Path(mirror)
+    return _url_file(spec, Path(cache_dir), mirror_dir, allow_download, timeout_s)
+
+
+def locate(spec: FileSpec, cache_dir: str | os.PathLike, mirror: str | os.PathLike | None) -> str:
+    """Where a file would come from, without network or checksums (for ``pumba data list``).
+
+    Returns:
+        'installed' or 'missing' for embedded files; 'cached', 'mirror' or 'download' for URL files.
+    """
+    if isinstance(spec, UrlFile):
+        if (Path(cache_dir) / spec.mirror_path).is_file():
+            return "cached"
+        if mirror is not None and (Path(mirror) / spec.mirror_path).is_file():
+            return "mirror"
+        return "download"
+    try:
+        fetch_file(spec, cache_dir)
+    except FetchError:
+        return "missing"
+    return "installed"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Lower-case hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _package_file(spec: PackageFile) -> Path:
+    try:
+        found = importlib.util.find_spec(spec.python_package)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise FetchError(
+            f"{spec.name}: Python package '{spec.python_package}' is not installed "
+            f"(install: {spec.install})"
+        )
+    locations = list(found.submodule_search_locations or ())
+    for location in locations:
+        candidate = Path(location) / spec.path
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(locations) or "a module, not a package"
+    raise FetchError(f"{spec.name}: not found in the installed package ({where}); {spec.install}")
+
+
+def _url_file(
+    spec: UrlFile, cache_dir: Path, mirror: Path | None, allow_download: bool, timeout_s: float
+) -> Path:
+    target = cache_dir / spec.mirror_path
+    if target.is_file():
+        actual = sha256_of(target)
+        if actual == spec.sha256:
+            return target
+        log.warning("%s: cached sha256 %s, expected %s; discarding it", target, actual, spec.sha256)
+        target.unlink()
+    if mirror is not None and (mirror / spec.mirror_path).is_file():
+        source = mirror / spec.mirror_path
+        with open(source, "rb") as stream:
+            _store_verified(stream, str(source), spec, cache_dir, target)
+        return target
+    if not allow_download:
+        looked = f"the cache {cache_dir}" + (f" or the mirror {mirror}" if mirror else "")
+        raise FetchError(f"{spec.url}: not in {looked}, and downloads are off")
+    request = urllib.request.Request(spec.url, headers={"User-Agent": "pumba-bench"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as stream:
+            _store_verified(stream, spec.url, spec, cache_dir, target)
+    except urllib.error.HTTPError as exc:
+        raise FetchError(f"{spec.url}: download failed: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise FetchError(f"{spec.url}: download failed (no network?): {exc.reason}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FetchError(f"{spec.url}: download failed: {reason}") from None
+    return target
+
+
+def _store_verified(
+    stream: BinaryIO, origin: str, spec: UrlFile, cache_dir: Path, target: Path
+) -> None:
+    """Copy ``stream`` to ``target`` through a temporary file, renaming only if the sha256 matches.
+
+    The temporary file lies in ``cache_dir`` itself so that target's sub-directories are created
+    only for a verified file.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".fetch-", suffix=".part", dir=cache_dir)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        actual = digest.hexdigest()
+        if actual != spec.sha256:
+            raise FetchError(f"{origin}: sha256 mismatch: expected {spec.sha256}, got {actual}")
+        # mkstemp makes the file private; a cache is meant to be shared like the mirror it mimics
+        tmp.chmod(0o644)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,224 @@
+"""Preparing a registry dataset: 3-D images, binary masks on the image grid, a manifest.
+
+Layout written under ``out_dir/<dataset>/``::
+
+    <subject>/image.nii.gz   3-D, the original grid and affine; the original integer dtype when
+                             it holds the values exactly, else float32
+    <subject>/mask.nii.gz    uint8 {0, 1} on the image's grid and affine: (mask > mask_threshold)
+    manifest.tsv             dataset, subject, image, mask, species, modality, pathology
+    status.json              {"dataset", "available", "reason", "n_subjects"}
+
+A dataset that cannot be had here (package not installed, no copy and no network, a checksum
+mismatch) is not an error: its manifest has only the header and its status says why. Everything is
+written into a staging directory beside the result and renamed into place at the end, so a failed
+run leaves the previous result (or nothing), never a mix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pumba.data.fetch import FetchError, fetch_file
+from pumba.data.registry import Dataset, Registry, Subject
+from pumba.io import InputError, Volume, load_volume, save_like, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ("dataset", "subject", "image", "mask", "species", "modality", "pathology")
+IMAGE_NAME = "image.nii.gz"
+MASK_NAME = "mask.nii.gz"
+# Grids match when affines agree to this fraction of the smallest voxel size (header float noise).
+_GRID_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class DatasetStatus:
+    """What ``prepare_dataset`` achieved; serialised as status.json."""
+
+    dataset: str
+    available: bool
+    reason: str | None
+    n_subjects: int
+
+    def to_json(self) -> str:
+        """The status.json text (one object, keys in field order)."""
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def _mask_affine_from_image(image: Volume, mask: Volume) -> tuple[Volume, Volume]:
+    """The mask is on the image's voxel grid but its header is wrong: give it the image's affine."""
+    if mask.data.shape != image.data.shape:
+        raise InputError(
+            f"{mask.path}: fix mask_affine_from_image needs the image's shape "
+            f"{image.data.shape}, mask has {mask.data.shape}"
+        )
+    return image, Volume(
+        data=mask.data, affine=image.affine.copy(), image=mask.image, path=mask.path
+    )
+
+
+Fix = Callable[[Volume, Volume], tuple[Volume, Volume]]
+
+# The closed set of repairs a registry may declare (the schema's `fixes` enum lists the same names).
+FIXES: dict[str, Fix] = {"mask_affine_from_image": _mask_affine_from_image}
+
+
+def check_same_grid(image: Volume, mask: Volume) -> None:
+    """Raise InputError unless ``mask`` has ``image``'s shape and affine (to 0.1% of a voxel)."""
+    atol = _GRID_TOLERANCE * float(np.min(image.zooms))
+    if mask.data.shape == image.data.shape and np.allclose(mask.affine, image.affine, atol=atol):
+        return
+    raise InputError(
+        f"{mask.path}: mask grid (shape {mask.data.shape}, voxel sizes "
+        f"{tuple(np.round(mask.zooms, 4))} mm, origin {tuple(np.round(mask.affine[:3, 3], 3))}) "
+        f"does not match the image {image.path} (shape {image.data.shape}, voxel sizes "
+        f"{tuple(np.round(image.zooms, 4))} mm, origin {tuple(np.round(image.affine[:3, 3], 3))}); "
+        "if the mask is on the image's voxel grid, declare the fix mask_affine_from_image"
+    )
+
+
+def binarise_mask(mask: Volume, threshold: float) -> np.ndarray:
+    """uint8 {0, 1} array, 1 where the mask's value > ``threshold``; InputError if empty or full."""
+    binary = (mask.data > threshold).astype(np.uint8)
+    n_in = int(binary.sum())
+    if n_in == 0:
+        raise InputError(f"{mask.path}: mask is empty (no voxel > {threshold})")
+    if n_in == binary.size:
+        raise InputError(f"{mask.path}: mask covers every voxel (all > {threshold})")
+    return binary
+
+
+def storage_dtype(volume: Volume) -> np.dtype:
+    """The file's integer dtype if it holds ``volume.data`` exactly (no scaling), else float32."""
+    on_disk = np.dtype(volume.image.get_data_dtype())
+    if np.issubdtype(on_disk, np.integer) and np.array_equal(
+        volume.data.astype(on_disk).astype(np.float32), volume.data
+    ):
+        return on_disk
+    return np.dtype(np.float32)
+
+
+def prepare_subject(
+    image_path: Path, mask_path: Path, subject: Subject, fixes: tuple[str, ...], out_dir: Path
+) -> None:
+    """Write ``out_dir``/image.nii.gz and mask.nii.gz for one subject (``out_dir`` must exist).
+
+    Fixes run in the order declared, then the grids are checked and the mask is binarised.
+    """
+    image = load_volume(image_path)
+    mask = load_volume(mask_path)
+    if not np.all(np.isfinite(image.data)):
+        raise InputError(f"{image_path}: image has NaN or infinite values")
+    for name in fixes:
+        image, mask = FIXES[name](image, mask)
+    check_same_grid(image, mask)
+    binary = binarise_mask(mask, subject.mask_threshold)
+    dtype = storage_dtype(image)
+    save_like(image.data.astype(dtype), image, out_dir / IMAGE_NAME, dtype=dtype)
+    save_like(binary, image, out_dir / MASK_NAME, dtype=np.uint8)
+
+
+def prepare_dataset(
+    registry: Registry,
+    dataset_id: str,
+    out_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    mirror: str | os.PathLike | None = None,
+    allow_download: bool = True,
+) -> DatasetStatus:
+    """Fetch and prepare every subject of ``dataset_id`` into ``out_dir/<dataset_id>/``.
+
+    Manifest paths are ``out_dir/<dataset>/<subject>/{image,mask}.nii.gz`` as given (relative
+    stays relative). A dataset whose files cannot be fetched yields an empty manifest and an
+    unavailable status (logged as a warning), not an exception.
+
+    Raises:
+        InputError: unknown dataset id, or a fetched file that is broken (unreadable, NaNs, mask
+            grid not matching the image after fixes, empty mask). Nothing is left half-written.
+    """
+    dataset = registry.get(dataset_id)
+    out_dir = Path(out_dir)
+    final = out_dir / dataset.id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        files = {
+            subj_id: (
+                fetch_file(s.image, cache_dir, mirror, allow_download),
+                fetch_file(s.mask, cache_dir, mirror, allow_download),
+            )
+            for subj_id, s in dataset.subjects.items()
+        }
+    except FetchError as exc:
+        log.warning("%s: dataset unavailable: %s", dataset.id, exc)
+        files = None
+        status = DatasetStatus(dataset.id, available=False, reason=str(exc), n_subjects=0)
+    else:
+        status = DatasetStatus(dataset.id, available=True, reason=None, n_subjects=len(files))
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{dataset.id}.", suffix=".tmp", dir=out_dir))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary directory
+        rows = []
+        for subj_id, (image_path, mask_path) in (files or {}).items():
+            (staging / subj_id).mkdir()
+            prepare_subject(
+                image_path, mask_path, dataset.subjects[subj_id], dataset.fixes, staging / subj_id
+            )
+            rows.append(_manifest_row(dataset, subj_id, final / subj_id))
+            log.info("%s/%s: prepared", dataset.id, subj_id)
+        write_text_atomic(staging / "manifest.tsv", _manifest_text(rows))
+        write_text_atomic(staging / "status.json", status.to_json())
+        _replace_dir(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return status
+
+
+def _manifest_row(dataset: Dataset, subj_id: str, subject_dir: Path) -> dict[str, str]:
+    return {
+        "dataset": dataset.id,
+        "subject": subj_id,
+        "image": str(subject_dir / IMAGE_NAME),
+        "mask": str(subject_dir / MASK_NAME),
+        "species": dataset.species,
+        "modality": dataset.modality,
+        "pathology": dataset.pathology,
+    }
+
+
+def _manifest_text(rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=MANIFEST_COLUMNS, delimiter="\t", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Put directory ``new`` at ``final``, removing a previous ``final`` only once ``new`` is in."""
+    if not final.exists():
+        os.rename(new, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+    old.rmdir()
+    os.rename(final, old)
+    try:
+        os.rename(new, final)
+    except OSError:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old)

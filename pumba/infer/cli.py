@@ -1,0 +1,52 @@
+"""``pumba strip``: brain extraction of one scan, in the spirit of mri_synthstrip."""
+
+from __future__ import annotations
+
+import argparse
+
+from pumba.infer.postprocess import POSTPROCESS
+from pumba.infer.preprocess import MODES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``strip`` sub-command."""
+    p = sub.add_parser(
+        "strip",
+        help="extract the brain of one scan (any contrast, any species)",
+        description="Brain extraction with a network trained on purely synthetic data. Reads NIfTI or MGZ in "
+        "any orientation (a 4-D file of one frame too) and writes the mask on the input's grid with the "
+        "input's affine. The input is never modified.",
+    )
+    p.add_argument("-i", "--image", required=True, help="input image (.nii, .nii.gz, .mgz, .mgh)")
+    p.add_argument("-m", "--mask", help="output brain mask (uint8, 1 = brain)")
+    p.add_argument("-o", "--out", help="output stripped image (input times mask)")
+    p.add_argument("--model", help="model file (default: the weights shipped with pumba)")
+    p.add_argument(
+        "--mode",
+        default="auto",
+        choices=MODES,
+        help="geometry: 'transform' resamples human-sized heads to the network's mm grid, 'resize' stretches "
+        "the field of view (animals); 'auto' picks from the field of view (default)",
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument(
+        "--postprocess", default="tight", choices=POSTPROCESS, help="mask reconstruction (default: tight)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=_strip)
+
+
+def _strip(args: argparse.Namespace) -> int:
+    import sys
+
+    from pumba import CITATION
+    from pumba.infer.strip import strip
+
+    result = strip(args.image, args.mask, args.out, args.model, args.mode, args.device, args.postprocess,
+                   args.threads)
+    if not args.quiet:
+        print(f"pumba strip: {args.image}: mode {result.mode}, brain {result.brain_ml:.1f} ml, "
+              f"{result.seconds:.1f} s", file=sys.stderr)
+        print(f"If you use this in your work, please cite: {CITATION}", file=sys.stderr)
+    return 0

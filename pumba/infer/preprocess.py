@@ -1,0 +1,129 @@
+"""Intensity normalisation and the two geometry modes that bring a scan onto the network's grid.
+
+``transform`` (human-sized heads): resample in world space to ``fov_mm / size`` mm isotropic voxels on a
+``size^3`` grid aligned with the world (RAS) axes and centred on the head, the geometry of the synthetic world.
+``resize`` (animals, whose brains are millimetres wide): stretch the whole field of view, axis by axis, to
+``size^3``. ``auto`` picks ``resize`` when the largest extent of the field of view is below ``RESIZE_BELOW_MM``.
+
+Both give a 4x4 matrix ``grid_to_input`` that maps network-grid voxel indices to input voxel indices, used to
+go there (resampling the image) and back (resampling the prediction onto the input's grid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from pumba.io import InputError, Volume
+
+RESIZE_BELOW_MM = 150.0
+"""A field of view whose largest extent is below this (mm) cannot hold a human head: resize it."""
+
+MODES = ("auto", "transform", "resize")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How the network grid sits in the input.
+
+    Attributes:
+        mode: 'transform' or 'resize'.
+        size: network grid edge in voxels.
+        grid_to_input: 4x4 matrix, network voxel index (homogeneous) -> input voxel index.
+        input_shape: shape (I, J, K) of the input.
+    """
+
+    mode: str
+    size: int
+    grid_to_input: np.ndarray
+    input_shape: tuple[int, int, int]
+
+
+def normalise(data: np.ndarray, path: object = "image") -> np.ndarray:
+    """Scale to [0, 1] between the 1st and 99th percentiles of the finite voxels, clipped.
+
+    Non-finite voxels (NaN, Inf) become 0. Raises InputError when nothing is left to strip: an image that
+    is all non-finite, all zero or constant.
+    """
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise InputError(f"{path}: every voxel is NaN or Inf; nothing to strip")
+    values = data[finite]
+    lo, hi = np.percentile(values, [1, 99])
+    if hi <= lo:
+        lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        what = "all zero" if hi == 0 else f"constant ({hi:g})"
+        raise InputError(f"{path}: image is {what}; nothing to strip")
+    out = np.where(finite, data, lo).astype(np.float32)
+    out = np.clip((out - lo) / (hi - lo), 0.0, 1.0)
+    return out
+
+
+def field_of_view_mm(volume: Volume) -> np.ndarray:
+    """Extent of the field of view along each voxel axis, in mm."""
+    return np.asarray(volume.data.shape) * volume.zooms
+
+
+def choose_mode(volume: Volume, mode: str = "auto") -> str:
+    """Resolve ``auto`` to 'transform' or 'resize' from the field of view (see RESIZE_BELOW_MM)."""
+    if mode not in MODES:
+        raise InputError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+    if mode != "auto":
+        return mode
+    return "resize" if field_of_view_mm(volume).max() < RESIZE_BELOW_MM else "transform"
+
+
+def plan_geometry(volume: Volume, normalised: np.ndarray, size: int, fov_mm: float, mode: str) -> Geometry:
+    """The network grid for ``volume`` in ``mode`` ('transform' or 'resize')."""
+    shape = np.asarray(volume.data.shape, dtype=float)
+    if mode == "resize":
+        scale = shape / size
+        m = np.eye(4)
+        m[:3, :3] = np.diag(scale)
+        # voxel centres: grid index g covers input [g*scale, (g+1)*scale) -> centre at (g + 0.5)*scale - 0.5
+        m[:3, 3] = 0.5 * scale - 0.5
+        return Geometry("resize", size, m, tuple(volume.data.shape))
+    voxel = fov_mm / size
+    centre_world = volume.affine @ np.append(_head_centre(normalised), 1.0)
+    grid_to_world = np.eye(4)
+    grid_to_world[:3, :3] = np.eye(3) * voxel
+    grid_to_world[:3, 3] = centre_world[:3] - voxel * (size - 1) / 2
+    m = np.linalg.inv(volume.affine) @ grid_to_world
+    return Geometry("transform", size, m, tuple(volume.data.shape))
+
+
+def _head_centre(normalised: np.ndarray) -> np.ndarray:
+    """Voxel coordinates of the centre of the head's bounding box (voxels above 10 % of the range)."""
+    fg = normalised > 0.1
+    if fg.sum() < 10:
+        return (np.asarray(normalised.shape) - 1) / 2
+    idx = np.nonzero(fg)
+    return np.array([(i.min() + i.max()) / 2 for i in idx], dtype=float)
+
+
+def to_grid(normalised: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Resample the normalised image onto the network grid (trilinear, anti-aliased when shrinking).
+
+    Returns float32 (size, size, size) in [0, 1]; outside the input is 0.
+    """
+    m = geometry.grid_to_input
+    # input voxels per grid voxel along each input axis: smooth before sampling to avoid aliasing
+    step = np.sqrt((m[:3, :3] ** 2).sum(axis=1))
+    sigma = np.where(step > 1, 0.42 * step, 0.0)
+    src = ndimage.gaussian_filter(normalised, sigma) if np.any(sigma > 0) else normalised
+    out = ndimage.affine_transform(
+        src, m[:3, :3], offset=m[:3, 3], output_shape=(geometry.size,) * 3, order=1, cval=0.0
+    )
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def to_input(grid_values: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Resample a float map on the network grid back onto the input's grid (trilinear), float32."""
+    inv = np.linalg.inv(geometry.grid_to_input)
+    return ndimage.affine_transform(
+        grid_values.astype(np.float32), inv[:3, :3], offset=inv[:3, 3],
+        output_shape=geometry.input_shape, order=1, cval=0.0,
+    )

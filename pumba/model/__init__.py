@@ -1,0 +1,1 @@
+"""The PUMBA network, its loss and training on synthetic data."""

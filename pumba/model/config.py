@@ -1,0 +1,125 @@
+"""Training configuration: a YAML file of :class:`TrainConfig` fields, with a nested ``synth`` mapping of
+:class:`pumba.synth.SynthConfig` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pumba.io import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run. Sizes in voxels, times in steps.
+
+    Attributes:
+        seed: seeds every draw (synthetic samples, pool sampling, augmentation).
+        steps: optimiser steps in total.
+        batch_size: volumes per step.
+        lr: Adam's learning rate (peak, after warm-up).
+        lr_schedule: 'constant' or 'cosine' (decay to ``lr_min`` at ``steps``).
+        lr_min: final learning rate of the cosine schedule.
+        warmup_steps: linear warm-up from 0 to ``lr``.
+        input_size: the network's input grid (cubic). Synthetic heads are generated at ``synth.size`` and
+            average-pooled by ``synth.size // input_size``, so the field of view stays ``fov_mm``.
+        fov_mm: field of view of the synthetic world in mm (the method's 128 voxels of 2 mm = 256 mm); inference
+            in ``transform`` mode resamples real heads to ``fov_mm / input_size`` mm voxels.
+        widths: encoder widths of the U-Net; bottleneck: its bottleneck width.
+        pool_size: synthetic volumes held in memory; one is replaced every ``refresh_every`` steps
+            (0 = generate every batch afresh, on the fly).
+        checkpoint_every: steps between checkpoints (one is also written on SIGTERM and at the end).
+        log_every: steps between rows of the CSV log.
+        channels_last: use the channels-last-3d memory format (faster convolutions on CPU).
+        amp: bfloat16 autocast on CUDA (ignored on CPU).
+        synth: :class:`pumba.synth.SynthConfig` overrides.
+    """
+
+    seed: int = 0
+    steps: int = 600
+    batch_size: int = 1
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"
+    lr_min: float = 1e-5
+    warmup_steps: int = 20
+    input_size: int = 64
+    fov_mm: float = 256.0
+    widths: tuple[int, ...] = (8, 16, 32, 64, 128)
+    bottleneck: int = 256
+    pool_size: int = 24
+    refresh_every: int = 4
+    checkpoint_every: int = 100
+    log_every: int = 10
+    channels_last: bool = True
+    amp: bool = True
+    synth: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read and validate a YAML training config; errors name the file and the key."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such training config")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}: a training config must be a mapping of keys to values")
+        try:
+            return cls.from_dict(raw)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        """Build from a mapping; an unknown key or a value of the wrong kind raises ValueError naming it."""
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        for key in raw:
+            if key not in names:
+                raise ValueError(f"unknown training key '{key}' (known: {', '.join(sorted(names))})")
+        values = {}
+        for key, value in raw.items():
+            default = names[key].default
+            if key == "widths":
+                values[key] = tuple(int(v) for v in value)
+            elif key == "synth":
+                if not isinstance(value, dict):
+                    raise ValueError("'synth' must be a mapping of generator settings")
+                values[key] = dict(value)
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"'{key}' must be true or false, got {value!r}")
+                values[key] = value
+            elif isinstance(default, int | float):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"'{key}' must be a number, got {value!r}")
+                values[key] = type(default)(value)
+            else:
+                values[key] = value
+        cfg = cls(**values)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """Raise ValueError for inconsistent values."""
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("'steps' and 'batch_size' must be >= 1")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"'lr_schedule' must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.input_size % 2 ** len(self.widths):
+            raise ValueError(
+                f"'input_size' {self.input_size} must be a multiple of {2 ** len(self.widths)}"
+            )
+        size = int(self.synth.get("size", 128))
+        if size % self.input_size:
+            raise ValueError(f"synth size {size} must be a multiple of 'input_size' {self.input_size}")
+
+    def to_dict(self) -> dict:
+        """A plain mapping (YAML-serialisable)."""
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d

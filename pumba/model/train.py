@@ -1,0 +1,300 @@
+"""Training the U-Net on synthetic heads generated on the fly.
+
+A pool of ``pool_size`` synthetic volumes is kept in memory (at the network's input size); every
+``refresh_every`` steps the oldest is replaced by a newly generated one. Sample ``k`` of a run is
+``generate([sample_seed(seed, k)])``, and the pool sampling and augmentation of step ``s`` are seeded from
+(seed, s), so a resumed run sees exactly what an uninterrupted one would have.
+
+Outputs in ``out_dir``: ``checkpoint.pt`` (latest state, for ``--resume``), ``train_log.csv`` (one row per
+``log_every`` steps), ``config.yaml`` (the resolved config) and, at the end, ``model.pt`` (inference weights).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from pumba.io import InputError, write_text_atomic
+from pumba.model.checkpoint import load_checkpoint, save_checkpoint, save_model
+from pumba.model.config import TrainConfig
+from pumba.model.loss import pumba_loss
+from pumba.model.unet import UNet3D
+from pumba.synth import SynthConfig, augment, generate, make_target, sample_seed
+
+LOG_COLUMNS = ("step", "seconds", "loss", "dice_interior", "dice_boundary", "lr", "samples_generated")
+
+
+class Interrupted(Exception):
+    """Raised after SIGTERM/SIGINT once the checkpoint has been written."""
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Seed of the draws (pool indices, augmentation) of training step ``step``."""
+    return int(np.random.SeedSequence([seed, 1, step]).generate_state(1)[0])
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Learning rate at 0-based ``step``: linear warm-up, then constant or cosine decay to ``lr_min``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    t = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+
+
+def synth_config(cfg: TrainConfig) -> SynthConfig:
+    """The generator settings of a training config."""
+    try:
+        return SynthConfig.from_dict(cfg.synth)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"training config 'synth': {exc}") from None
+
+
+@dataclass
+class SyntheticPool:
+    """Synthetic (image, target) pairs at the network's input size, refreshed first-in first-out.
+
+    Images are float32 (1, S, S, S) in [0, 1]; targets int64 (S, S, S) with 0 background, 1 interior,
+    2 boundary, computed at the input size from the average-pooled brain mask.
+    """
+
+    cfg: TrainConfig
+    synth: SynthConfig
+    device: torch.device
+    next_index: int = 0
+
+    def __post_init__(self) -> None:
+        size = max(self.cfg.batch_size, self.cfg.pool_size)
+        self.items: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=size)
+
+    def make(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Generate samples ``indices`` of this run, pooled to the input size."""
+        seeds = [sample_seed(self.cfg.seed, k) for k in indices]
+        with torch.no_grad():
+            image, mask = generate(seeds, self.synth, device=self.device)
+            factor = self.synth.size // self.cfg.input_size
+            if factor > 1:
+                image = torch.nn.functional.avg_pool3d(image, factor)
+                mask = torch.nn.functional.avg_pool3d(mask[:, None].float(), factor)[:, 0] > 0.5
+            target = make_target(mask.to(torch.uint8))
+        return [(image[b], target[b]) for b in range(len(indices))]
+
+    def fill_to(self, next_index: int) -> None:
+        """Fill the pool with the samples it holds when ``next_index`` samples have been generated."""
+        first = max(0, next_index - self.items.maxlen)
+        self.items.clear()
+        for start in range(first, next_index, 8):
+            self.items.extend(self.make(list(range(start, min(start + 8, next_index)))))
+        self.next_index = next_index
+
+    def refresh(self) -> None:
+        """Replace the oldest sample by a new one."""
+        self.items.extend(self.make([self.next_index]))
+        self.next_index += 1
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """An augmented batch for ``step``: image (B, 1, S, S, S), target (B, S, S, S)."""
+        rng = np.random.default_rng(step_seed(self.cfg.seed, step))
+        picks = rng.integers(0, len(self.items), size=batch_size)
+        image = torch.stack([self.items[i][0] for i in picks])
+        target = torch.stack([self.items[i][1] for i in picks])
+        aug_seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=batch_size)]
+        return augment(image, target, aug_seeds, self.synth)
+
+
+class Trainer:
+    """One training run writing to ``out_dir``; ``run()`` trains to ``cfg.steps`` and returns the model path."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", threads: int | None = None,
+                 progress: bool = True) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.device = resolve_device(device)
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.progress = progress
+        self.synth = synth_config(cfg)
+        self.model = UNet3D(widths=cfg.widths, bottleneck=cfg.bottleneck).to(self.device)
+        self.memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.pool = SyntheticPool(cfg, self.synth, self.device)
+        self.step = 0
+        self.elapsed = 0.0
+        self._stop_signal: int | None = None
+
+    # -- state -----------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "train_log.csv"
+
+    @property
+    def model_path(self) -> Path:
+        return self.out_dir / "model.pt"
+
+    def save_checkpoint(self) -> None:
+        """Write the run's state (atomic)."""
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "architecture": self.model.architecture(),
+                "input_size": self.cfg.input_size,
+                "fov_mm": self.cfg.fov_mm,
+                "state_dict": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "elapsed": self.elapsed,
+                "samples_generated": self.pool.next_index,
+                "config": self.cfg.to_dict(),
+            },
+        )
+
+    def resume(self) -> bool:
+        """Load ``checkpoint.pt`` if present; returns whether a run was resumed.
+
+        The stored config must equal this one except for ``steps`` (a run may be extended).
+        """
+        if not self.checkpoint_path.exists():
+            return False
+        state = load_checkpoint(self.checkpoint_path)
+        stored = dict(state.get("config", {}))
+        current = self.cfg.to_dict()
+        stored.pop("steps", None)
+        current.pop("steps", None)
+        if stored != current:
+            diff = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+            raise InputError(
+                f"{self.checkpoint_path}: checkpoint was made with a different config "
+                f"(keys: {', '.join(diff)}); use another --out or the same config"
+            )
+        try:
+            self.model.load_state_dict(state["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise InputError(f"{self.checkpoint_path}: incompatible checkpoint ({str(exc)[:160]})") from None
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.pool.next_index = int(state["samples_generated"])
+        return True
+
+    # -- loop ------------------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame) -> None:
+        self._stop_signal = signum
+
+    def run(self, resume: bool = False) -> Path:
+        """Train until ``cfg.steps``; checkpoint every ``checkpoint_every`` steps and on SIGTERM/SIGINT."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        resumed = resume and self.resume()
+        if not resumed:
+            for stale in (self.checkpoint_path, self.log_path, self.model_path):
+                stale.unlink(missing_ok=True)
+        write_text_atomic(self.out_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        self._truncate_log()
+        self.pool.fill_to(self.pool.next_index or self.cfg.pool_size)
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        bar = _progress(self.cfg.steps, self.step, self.progress)
+        try:
+            self._loop(bar)
+        finally:
+            bar.close()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+        save_model(
+            self.model,
+            self.model_path,
+            self.cfg.input_size,
+            self.cfg.fov_mm,
+            meta={"steps": self.step, "seconds": round(self.elapsed, 1), "config": self.cfg.to_dict(),
+                  "device": str(self.device)},
+        )
+        return self.model_path
+
+    def _loop(self, bar) -> None:
+        cfg = self.cfg
+        self.model.train()
+        autocast = self.device.type == "cuda" and cfg.amp
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            if cfg.pool_size == 0:
+                self.pool.fill_to(self.pool.next_index + cfg.batch_size)
+            elif self.step % cfg.refresh_every == 0 and self.step > 0:
+                self.pool.refresh()
+            image, target = self.pool.batch(self.step, cfg.batch_size)
+            image = image.to(self.device).contiguous(memory_format=self.memory_format)
+            target = target.to(self.device)
+            lr = learning_rate(cfg, self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = self.model(image)
+            loss, parts = pumba_loss(logits, target)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            self.elapsed += time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}", dice=f"{parts['dice_interior']:.3f}", refresh=False)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                self._log(float(loss), parts, lr)
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.save_checkpoint()
+            if self._stop_signal is not None:
+                self.save_checkpoint()
+                raise Interrupted(f"stopped by signal {self._stop_signal} at step {self.step}; checkpoint saved")
+
+    def _log(self, loss: float, parts: dict, lr: float) -> None:
+        new = not self.log_path.exists()
+        with self.log_path.open("a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(LOG_COLUMNS)
+            writer.writerow([self.step, f"{self.elapsed:.2f}", f"{loss:.5f}", f"{parts['dice_interior']:.5f}",
+                             f"{parts['dice_boundary']:.5f}", f"{lr:.3g}", self.pool.next_index])
+
+    def _truncate_log(self) -> None:
+        """Drop log rows past the checkpoint's step (they were written by the interrupted part of a run)."""
+        if not self.log_path.exists():
+            return
+        rows = list(csv.reader(self.log_path.open()))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
+        buf = io.StringIO()
+        csv.writer(buf).writerows(kept)
+        write_text_atomic(self.log_path, buf.getvalue())
+
+
+def resolve_device(device: str) -> torch.device:
+    """'cpu', 'cuda' or 'auto' (CUDA when available); asking for CUDA without one is an InputError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"--device {device}: expected cpu, cuda or auto")
+    return torch.device(device)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", file=sys.stderr,
+                mininterval=5, dynamic_ncols=True)

@@ -1,0 +1,120 @@
+"""The network, its loss, checkpoints and training (resume, signals, config errors)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from pumba.io import InputError
+from pumba.model.checkpoint import load_checkpoint, load_model, save_model
+from pumba.model.config import TrainConfig
+from pumba.model.loss import pumba_loss, soft_dice
+from pumba.model.train import Trainer, learning_rate
+from pumba.model.unet import UNet3D, count_parameters
+
+TINY = {"steps": 4, "input_size": 32, "pool_size": 2, "refresh_every": 2, "checkpoint_every": 2,
+        "log_every": 1, "warmup_steps": 0, "synth": {"size": 64}}
+
+
+def test_unet_has_the_method_parameter_count():
+    assert count_parameters(UNet3D()) == 5_896_947
+
+
+def test_unet_output_shape_and_divisor():
+    model = UNet3D(widths=(4, 8), bottleneck=8, groups=4)
+    assert model.divisor == 4
+    assert model(torch.rand(2, 1, 8, 12, 16)).shape == (2, 3, 8, 12, 16)
+
+
+def test_soft_dice_hand_computed():
+    prob = torch.tensor([[0.5, 1.0, 0.0, 0.0]])
+    target = torch.tensor([[1, 1, 0, 1]])
+    # intersection 1.5, sums 1.5 + 3 -> (2*1.5 + 1) / (4.5 + 1)
+    assert soft_dice(prob, target).item() == pytest.approx(4 / 5.5)
+
+
+def test_loss_is_zero_for_a_perfect_prediction_and_high_for_a_wrong_one():
+    target = torch.zeros(1, 8, 8, 8, dtype=torch.long)
+    target[:, 2:6, 2:6, 2:6] = 2
+    target[:, 3:5, 3:5, 3:5] = 1
+    perfect = torch.nn.functional.one_hot(target, 3).permute(0, 4, 1, 2, 3).float() * 50
+    loss, parts = pumba_loss(perfect, target)
+    assert loss.item() < 1e-3 and parts["dice_interior"] > 0.999
+    wrong = torch.nn.functional.one_hot((target + 1) % 3, 3).permute(0, 4, 1, 2, 3).float() * 50
+    assert pumba_loss(wrong, target)[0].item() > 0.9
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig.from_dict({"steps": 100, "lr": 1e-3, "lr_min": 0.0, "warmup_steps": 10})
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4)
+    assert learning_rate(cfg, 10) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 55) == pytest.approx(5e-4, rel=1e-3)
+    assert learning_rate(cfg, 100) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_config_rejects_unknown_key_and_bad_value(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 10\nlearning_rate: 0.1\n")
+    with pytest.raises(InputError, match=r"bad.yaml: unknown training key 'learning_rate'"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text("steps: ten\n")
+    with pytest.raises(InputError, match="'steps' must be a number"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text("input_size: 40\n")
+    with pytest.raises(InputError, match="multiple of 32"):
+        TrainConfig.from_yaml(bad)
+
+
+def test_model_file_round_trip_in_half_precision(tmp_path):
+    model = UNet3D(widths=(4, 8), bottleneck=8, groups=4)
+    save_model(model, tmp_path / "m.pt", input_size=32, fov_mm=256, meta={"x": 1}, half=True)
+    loaded, info = load_model(tmp_path / "m.pt")
+    assert info["input_size"] == 32 and info["meta"] == {"x": 1}
+    for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-3)
+
+
+def test_corrupt_and_foreign_model_files_are_clear_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x80\x02not a checkpoint")
+    with pytest.raises(InputError, match="corrupt.pt: not a readable"):
+        load_model(corrupt)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": 1}, foreign)
+    with pytest.raises(InputError, match="foreign.pt: not a pumba-checkpoint file"):
+        load_model(foreign)
+
+
+def test_training_writes_log_checkpoint_and_model(tmp_path):
+    trainer = Trainer(TrainConfig.from_dict(TINY), tmp_path, progress=False)
+    path = trainer.run()
+    assert path.exists() and (tmp_path / "checkpoint.pt").exists()
+    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(0.0 <= float(r["loss"]) <= 1.0 for r in rows)
+    _, info = load_model(path)
+    assert info["meta"]["steps"] == 4
+
+
+def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
+    full = Trainer(TrainConfig.from_dict(TINY), tmp_path / "full", progress=False)
+    full.run()
+    part = TrainConfig.from_dict({**TINY, "steps": 2})
+    Trainer(part, tmp_path / "split", progress=False).run()
+    resumed = Trainer(TrainConfig.from_dict(TINY), tmp_path / "split", progress=False)
+    resumed.run(resume=True)
+    assert resumed.step == 4
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    steps = [int(r["step"]) for r in csv.DictReader((tmp_path / "split" / "train_log.csv").open())]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    Trainer(TrainConfig.from_dict({**TINY, "steps": 1}), tmp_path, progress=False).run()
+    other = TrainConfig.from_dict({**TINY, "lr": 0.5})
+    with pytest.raises(InputError, match="different config.*lr"):
+        Trainer(other, tmp_path, progress=False).run(resume=True)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1

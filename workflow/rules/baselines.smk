@@ -1,0 +1,26 @@
+rule run_baseline:
+    """Strip one subject with one baseline; a crash or timeout is recorded as a failure, not raised."""
+    input:
+        data="results/data/{dataset}",
+    output:
+        record="results/predictions/{method}/{dataset}/{subject}.json",
+    wildcard_constraints:
+        method="|".join(BASELINES) if BASELINES else "none",
+    params:
+        mask=lambda wc, output: output.record.replace(".json", ".nii.gz"),
+        timeout=config["baselines"]["timeout_s"],
+    threads: 1
+    log:
+        "logs/baselines/{method}/{dataset}/{subject}.log",
+    benchmark:
+        "results/benchmarks/baselines/{method}/{dataset}/{subject}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../../envs/baselines.yaml"
+    shell:
+        "pumba run-method --method {wildcards.method} "
+        "-i {input.data}/{wildcards.subject}/image.nii.gz -o {params.mask} --record {output.record} "
+        "--dataset {wildcards.dataset} --subject {wildcards.subject} --threads {threads} "
+        "--timeout {params.timeout} > {log} 2>&1"

@@ -1,0 +1,74 @@
+def dataset_dirs(wildcards=None):
+    return [f"results/data/{dataset}" for dataset in DATASETS]
+
+
+rule evaluate:
+    """Score one method against the reference masks: one row per subject (failures included)."""
+    input:
+        records=lambda wc: records(wc.method),
+        data=dataset_dirs,
+    output:
+        "results/tables/per_subject/{method}.csv",
+    params:
+        manifests=lambda wc, input: [f"{d}/manifest.tsv" for d in input.data],
+    log:
+        "logs/metrics/evaluate_{method}.log",
+    benchmark:
+        "results/benchmarks/metrics/evaluate_{method}.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=15,
+    conda:
+        "../../envs/pumba.yaml"
+    shell:
+        "pumba evaluate --records {input.records} --manifest {params.manifests} --out {output} "
+        "> {log} 2>&1"
+
+
+rule summarise:
+    """One row per (method, dataset): n, failures, mean and median Dice and HD95, seconds, peak memory."""
+    input:
+        expand("results/tables/per_subject/{method}.csv", method=METHODS),
+    output:
+        summary=report(
+            "results/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"table": "summary"},
+        ),
+        per_subject=report(
+            "results/tables/per_subject.csv",
+            caption="../report/per_subject.rst",
+            category="Tables",
+            labels={"table": "per subject"},
+        ),
+    log:
+        "logs/metrics/summarise.log",
+    conda:
+        "../../envs/pumba.yaml"
+    shell:
+        "pumba summarise --inputs {input} --out {output.summary} --per-subject {output.per_subject} "
+        "> {log} 2>&1"
+
+
+rule dataset_table:
+    """Which datasets were run, which were not, and why."""
+    input:
+        dataset_dirs,
+    output:
+        report(
+            "results/tables/datasets.csv",
+            caption="../report/datasets.rst",
+            category="Tables",
+            labels={"table": "datasets"},
+        ),
+    params:
+        statuses=lambda wc, input: [f"{d}/status.json" for d in input],
+        registry=REGISTRY,
+    log:
+        "logs/metrics/datasets.log",
+    conda:
+        "../../envs/pumba.yaml"
+    shell:
+        "pumba data table --registry {params.registry} --status {params.statuses} --out {output} "
+        "> {log} 2>&1"

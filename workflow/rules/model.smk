@@ -1,0 +1,24 @@
+rule train:
+    """Train the PUMBA U-Net on synthetic heads generated on the fly (GPU when configured)."""
+    input:
+        config=repo_path(config["training"]["config"]),
+    output:
+        model="results/model/pumba/model.pt",
+        log_csv="results/model/pumba/train_log.csv",
+    params:
+        out="results/model/pumba",
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    log:
+        "logs/model/train.log",
+    benchmark:
+        "results/benchmarks/model/train.tsv"
+    resources:
+        mem_mb=config["training"]["mem_mb"],
+        runtime=config["training"]["runtime_min"],
+        gpu=TRAIN_GPU,
+    conda:
+        "../../envs/pumba.yaml"
+    shell:
+        "pumba train --config {input.config} --out {params.out} --resume "
+        "--device {params.device} --threads {threads} --no-progress > {log} 2>&1"
