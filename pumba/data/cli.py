@@ -43,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_sources(p_prep, download=True)
     p_prep.set_defaults(func=run_prepare)
 
+    p_table = data_sub.add_parser(
+        "table", help="CSV of requested datasets: available or not, and why (from status.json files)"
+    )
+    _add_registry(p_table)
+    p_table.add_argument("--status", nargs="+", required=True, help="status.json files of prepare")
+    p_table.add_argument("--out", required=True, help="output CSV")
+    p_table.set_defaults(func=run_table)
+
 
 def _add_registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -115,4 +123,17 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     if status.available:
         print(f"{status.dataset}: {status.n_subjects} subject(s) prepared under {args.out}")
+    return 0
+
+
+def run_table(args: argparse.Namespace) -> int:
+    """Write the datasets table (CSV) from prepare's status files."""
+    from pumba.data.registry import load_registry
+    from pumba.data.status import dataset_table
+    from pumba.io import write_text_atomic
+
+    table = dataset_table(load_registry(args.registry), args.status)
+    write_text_atomic(args.out, table.to_csv(index=False))
+    for row in table[~table["available"]].itertuples():
+        print(f"not run: {row.dataset}: {row.reason}")
     return 0

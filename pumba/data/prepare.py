@@ -161,7 +161,7 @@ def prepare_dataset(
         }
     except FetchError as exc:
         log.warning("%s: dataset unavailable: %s", dataset.id, exc)
-        files = None
+        files = {}
         status = DatasetStatus(dataset.id, available=False, reason=str(exc), n_subjects=0)
     else:
         status = DatasetStatus(dataset.id, available=True, reason=None, n_subjects=len(files))
@@ -170,7 +170,7 @@ def prepare_dataset(
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary directory
         rows = []
-        for subj_id, (image_path, mask_path) in (files or {}).items():
+        for subj_id, (image_path, mask_path) in files.items():
             (staging / subj_id).mkdir()
             prepare_subject(
                 image_path, mask_path, dataset.subjects[subj_id], dataset.fixes, staging / subj_id

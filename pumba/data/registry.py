@@ -191,7 +191,7 @@ def validate_registry(raw: Any, path: str | os.PathLike) -> None:
 
 
 def _closest_branch_error(error: Any) -> Any:
-    """For a oneOf/anyOf failure, the error inside the alternative that came closest (fewest errors).
+    """For a oneOf/anyOf failure, the error inside the closest alternative (the fewest errors).
 
     "is not valid under any of the given schemas" names no key; the closest alternative's own error
     does (e.g. a malformed sha256 of a GitHub file rather than the missing keys of a plain URL).

@@ -1,9 +1,10 @@
-"""Overlay montages: three orthogonal slices of a head with the reference and each method's mask outline.
+"""Overlay montages: three orthogonal slices of a head with the reference and each method's outline.
 
-Display conventions (stated on every panel by edge letters): volumes are reoriented to the closest RAS
-orientation; superior is up; coronal and axial views are in neurological convention (subject's left on the
-left of the panel); the sagittal view has anterior on the left. Panels are drawn in millimetres, so voxels
-keep their physical aspect (0.125 x 0.125 x 0.75 mm mouse, 0.9 x 0.9 x 5.5 mm clinical scans).
+Display conventions (stated on every panel by edge letters): volumes are reoriented to the closest
+RAS orientation; superior is up; coronal and axial views are in neurological convention (subject's
+left on the left of the panel); the sagittal view has anterior on the left. Panels are drawn in
+millimetres, so voxels keep their physical aspect (0.125 x 0.125 x 0.75 mm mouse, 0.9 x 0.9 x 5.5 mm
+clinical scans).
 """
 
 from __future__ import annotations
@@ -68,11 +69,11 @@ VIEWS = (
 
 
 def to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder and flip ``data`` (I, J, K) to the closest RAS orientation (as nib.as_closest_canonical).
+    """Reorder and flip ``data`` (I, J, K) to the closest RAS orientation, as as_closest_canonical.
 
     Returns:
-        The reoriented array (axes x: left->right, y: posterior->anterior, z: inferior->superior) and its
-        4x4 voxel-to-world affine (mm).
+        The reoriented array (axes x: left->right, y: posterior->anterior, z: inferior->superior)
+        and its 4x4 voxel-to-world affine (mm).
     """
     ornt = nib.orientations.io_orientation(affine)
     ras = nib.orientations.apply_orientation(data, ornt)
@@ -85,7 +86,7 @@ def voxel_sizes(affine: np.ndarray) -> np.ndarray:
 
 
 def normalise(data: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
-    """Scale intensities linearly so that the ``low`` and ``high`` percentiles map to 0 and 1; clip."""
+    """Scale intensities linearly so that the ``low``/``high`` percentiles map to 0 and 1; clip."""
     lo, hi = np.percentile(data, [low, high])
     if hi <= lo:
         lo, hi = float(data.min()), float(data.max())
@@ -99,14 +100,40 @@ def centre_of_mass(mask: np.ndarray) -> tuple[int, int, int]:
     idx = np.argwhere(mask > 0)
     if idx.size == 0:
         return tuple(int(n // 2) for n in mask.shape)
-    return tuple(int(round(c)) for c in idx.mean(axis=0))
+    return tuple(round(c) for c in idx.mean(axis=0))
 
 
-def extent_mm(view: View, shape: tuple[int, ...], zooms: np.ndarray) -> tuple[float, float, float, float]:
-    """The panel's (left, right, bottom, top) in mm from the grid corner: voxel edges, not centres."""
+def extent_mm(
+    view: View, shape: tuple[int, ...], zooms: np.ndarray
+) -> tuple[float, float, float, float]:
+    """The panel's data (left, right, bottom, top) in mm from the grid corner, at voxel edges.
+
+    Horizontal coordinates always increase with the array index; a flipped view reverses the x
+    limits.
+    """
     h, v = view.plane_axes
-    width, height = shape[h] * zooms[h], shape[v] * zooms[v]
-    return (width, 0.0, 0.0, height) if view.flip_h else (0.0, width, 0.0, height)
+    return (0.0, shape[h] * zooms[h], 0.0, shape[v] * zooms[v])
+
+
+def crop_box(masks: list[np.ndarray], margin: float = 0.2) -> tuple[slice, slice, slice]:
+    """Index ranges around the union of ``masks`` widened by ``margin`` times its extent per side.
+
+    Keeps the brain, the scalp around it and any leak of a method, without a wide empty field of
+    view. The whole grid if every mask is empty.
+    """
+    shape = masks[0].shape
+    union = np.zeros(shape, dtype=bool)
+    for m in masks:
+        union |= m
+    if not union.any():
+        return tuple(slice(0, n) for n in shape)
+    box = []
+    for axis, n in enumerate(shape):
+        present = np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != axis)))
+        lo, hi = int(present[0]), int(present[-1]) + 1
+        pad = math.ceil(margin * (hi - lo))
+        box.append(slice(max(0, lo - pad), min(n, hi + pad)))
+    return tuple(box)
 
 
 def _plane(volume: np.ndarray, view: View, index: int) -> np.ndarray:
@@ -119,8 +146,8 @@ def _draw_contour(
 ) -> None:
     """Outline ``mask2d`` (horizontal, vertical) along voxel edges (dh, dv: voxel sizes in mm).
 
-    The mask is repeated (nearest) at least twice per axis, more along the coarse axis, so that the 0.5
-    contour runs on voxel edges and thick slices show as steps rather than interpolated slopes.
+    The mask is repeated (nearest) at least twice per axis, more along the coarse axis, so that the
+    0.5 contour runs on voxel edges and thick slices show as steps rather than interpolated slopes.
     """
     if not mask2d.any():
         return
@@ -134,31 +161,42 @@ def _draw_contour(
     ax.contour(h, v, up.T, levels=[0.5], colors=[color], linewidths=width, zorder=zorder)
 
 
-def _scale_bar(ax: Axes, width_mm: float, height_mm: float) -> None:
-    """A white bar of a round length (about a fifth of the panel width) in the lower-left corner."""
+def scale_length(width_mm: float) -> float:
+    """A round length in mm (1, 2 or 5 times a power of ten) of at most a fifth of ``width_mm``."""
     target = width_mm / 5
-    length = max(
-        (c * 10**e for e in range(-2, 4) for c in (1, 2, 5) if c * 10**e <= target), default=target
+    exponent = math.floor(math.log10(target))
+    return max(
+        c * 10.0**e for e in (exponent - 1, exponent) for c in (1, 2, 5) if c * 10.0**e <= target
     )
+
+
+def _scale_bar(ax: Axes, length: float, width_mm: float, height_mm: float) -> None:
+    """A white bar of ``length`` mm in the lower-left corner of a panel of the given size."""
     x0, x1 = ax.get_xlim()
     sign = 1 if x1 > x0 else -1
     start = x0 + sign * 0.05 * width_mm
     y = 0.05 * height_mm
     ax.plot([start, start + sign * length], [y, y], color=FOREGROUND, linewidth=2.5, zorder=5)
-    label = f"{length:g} mm"
     ax.text(
-        start + sign * length / 2, y + 0.02 * height_mm, label, color=FOREGROUND, fontsize=8,
-        ha="center", va="bottom", zorder=5,
-    )  # fmt: skip
+        start + sign * length / 2,
+        y + 0.015 * height_mm,
+        f"{length:g} mm",
+        color=FOREGROUND,
+        fontsize=8,
+        ha="center",
+        va="bottom",
+        zorder=5,
+    )
 
 
 def _letters(ax: Axes, letters: tuple[str, str, str, str]) -> None:
+    """Orientation letters just outside the four edges of the panel."""
     style = {"color": FOREGROUND, "fontsize": 9, "fontweight": "bold", "transform": ax.transAxes}
     left, right, bottom, top = letters
-    ax.text(0.015, 0.5, left, ha="left", va="center", **style)
-    ax.text(0.985, 0.5, right, ha="right", va="center", **style)
-    ax.text(0.5, 0.015, bottom, ha="center", va="bottom", **style)
-    ax.text(0.5, 0.985, top, ha="center", va="top", **style)
+    ax.text(-0.01, 0.5, left, ha="right", va="center", **style)
+    ax.text(1.01, 0.5, right, ha="left", va="center", **style)
+    ax.text(0.5, -0.01, bottom, ha="center", va="top", **style)
+    ax.text(0.5, 1.01, top, ha="center", va="bottom", **style)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -177,8 +215,8 @@ def _load_on_grid(path: Path, image: Volume, what: str) -> np.ndarray:
         )
     if not np.allclose(vol.affine, image.affine, rtol=0, atol=1e-2):
         raise InputError(
-            f"{path}: {what} header affine differs from the image {image.path}; masks must be on the "
-            "image's voxel grid"
+            f"{path}: {what} header affine differs from the image {image.path}; masks must be on "
+            "the image's voxel grid"
         )
     return vol.data
 
@@ -193,9 +231,10 @@ def montage_figure(
 
     Args:
         image: the head scan (NIfTI/MGZ); shown in grey between its 1st and 99th percentiles.
-        masks: method name -> its mask on the image's grid (> 0 is brain), or None if the method failed
-            (listed as failed in the legend).
-        reference: the reference brain mask on the image's grid (> 0.5 is brain); thick yellow outline.
+        masks: method name -> its mask on the image's grid (> 0 is brain), or None if the method
+            failed (listed as failed in the legend).
+        reference: the reference brain mask on the image's grid (> 0.5 is brain); thick yellow
+            outline.
         title: figure title; the image's file name if None.
 
     Raises:
@@ -213,6 +252,10 @@ def montage_figure(
     zooms = voxel_sizes(affine)
     centre = centre_of_mass(ref_ras)
     world = affine @ np.array([*centre, 1.0])
+    box = crop_box([ref_ras, *(m for m in ras_masks.values() if m is not None)])
+    grey, ref_ras = grey[box], ref_ras[box]
+    ras_masks = {k: None if m is None else m[box] for k, m in ras_masks.items()}
+    centre = tuple(c - b.start for c, b in zip(centre, box, strict=True))
 
     widths = [grey.shape[v.plane_axes[0]] * zooms[v.plane_axes[0]] for v in VIEWS]
     heights = [grey.shape[v.plane_axes[1]] * zooms[v.plane_axes[1]] for v in VIEWS]
@@ -225,7 +268,9 @@ def montage_figure(
         layout="constrained",
         facecolor=BACKGROUND,
     )
+    fig.get_layout_engine().set(wspace=0.06)
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": widths})
+    bar = scale_length(min(widths))
     colors = {name: METHOD_COLORS[i % len(METHOD_COLORS)] for i, name in enumerate(masks)}
     for ax, view, w, h in zip(axes, VIEWS, widths, heights, strict=True):
         hax, vax = view.plane_axes
@@ -244,8 +289,10 @@ def montage_figure(
         _draw_contour(ax, _plane(ref_ras, view, centre[view.axis]), dh, dv, REFERENCE_COLOR, 2.6, 2)
         for name, mask in ras_masks.items():
             if mask is not None:
-                _draw_contour(ax, _plane(mask, view, centre[view.axis]), dh, dv, colors[name], 1.3, 3)
-        ax.set_xlim(*extent_mm(view, grey.shape, zooms)[:2])
+                _draw_contour(
+                    ax, _plane(mask, view, centre[view.axis]), dh, dv, colors[name], 1.3, 3
+                )
+        ax.set_xlim((w, 0.0) if view.flip_h else (0.0, w))
         ax.set_ylim(0.0, h)
         ax.set_aspect("equal")
         ax.set_xticks([])
@@ -253,23 +300,36 @@ def montage_figure(
         for spine in ax.spines.values():
             spine.set_visible(False)
         _letters(ax, view.letters)
-        _scale_bar(ax, w, h)
+        _scale_bar(ax, bar, w, h)
         coord = "xyz"[view.axis]
         ax.set_title(
-            f"{view.name}, {coord} = {world[view.axis]:.1f} mm", color=FOREGROUND, fontsize=10
+            f"{view.name}, {coord} = {world[view.axis]:.1f} mm",
+            color=FOREGROUND,
+            fontsize=10,
+            pad=18,
         )
 
     handles = [Line2D([], [], color=REFERENCE_COLOR, linewidth=2.6, label="reference")]
     for name, mask in ras_masks.items():
         if mask is None:
             handles.append(
-                Line2D([], [], color="0.6", marker="x", linestyle="none", markersize=8,
-                       markeredgewidth=2, label=f"{name}: failed, no mask")
-            )  # fmt: skip
+                Line2D(
+                    [],
+                    [],
+                    color="0.6",
+                    marker="x",
+                    linestyle="none",
+                    markersize=8,
+                    markeredgewidth=2,
+                    label=f"{name}: failed, no mask",
+                )
+            )
         else:
             score = _dice(loaded[name], ref)
             handles.append(
-                Line2D([], [], color=colors[name], linewidth=1.8, label=f"{name} (Dice {score:.3f})")
+                Line2D(
+                    [], [], color=colors[name], linewidth=1.8, label=f"{name} (Dice {score:.3f})"
+                )
             )
     fig.legend(
         handles=handles,
@@ -282,7 +342,8 @@ def montage_figure(
     sizes = " x ".join(f"{z:.3g}" for z in voxel_sizes(img.affine))
     fig.suptitle(
         f"{title or Path(image).name}\n"
-        f"voxels {sizes} mm; coronal/axial: subject's left on the left (neurological)",
+        f"voxels {sizes} mm; sagittal: anterior on the left; "
+        "coronal and axial: subject's left on the left (neurological)",
         color=FOREGROUND,
         fontsize=11,
     )

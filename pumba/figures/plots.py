@@ -1,13 +1,14 @@
 """Statistical figures: per-subject metrics by dataset and method, and training curves.
 
-Figures are built on :class:`matplotlib.figure.Figure` objects (no pyplot state; PNG goes through the Agg
-renderer) and written atomically with :func:`save_figure`.
+Figures are built on :class:`matplotlib.figure.Figure` objects (no pyplot state; PNG goes through
+the Agg renderer) and written atomically with :func:`save_figure`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ class MetricSpec:
 
     Attributes:
         label: axis label with its unit.
-        worse: where a failed run is drawn: 'low' (below the data: higher is better, or signed) or 'high'.
+        worse: where a failed run is drawn: 'low' (below the data: higher is better, or signed)
+            or 'high'.
         upper: a hard upper bound of the metric (1 for Dice), or None.
     """
 
@@ -66,7 +68,7 @@ ALIASES = {"hd95": "hd95_mm", "time": "seconds", "memory": "peak_rss_mb"}
 
 @contextlib.contextmanager
 def figure_style(seaborn_style: str | None = "whitegrid") -> Iterator[None]:
-    """Temporarily apply the figures' font sizes (and a seaborn axes style); global rcParams are restored."""
+    """Apply the figures' font sizes (and a seaborn axes style) for a block; rcParams restored."""
     with contextlib.ExitStack() as stack:
         if seaborn_style:
             stack.enter_context(sns.axes_style(seaborn_style))
@@ -80,8 +82,8 @@ def save_figure(fig: Figure, out: str | Path, dpi: int = DPI) -> None:
     The format follows the suffix: .png (``dpi`` dots per inch), .pdf or .svg.
 
     Raises:
-        InputError: unknown suffix, or the output directory is missing or not writable. Nothing is left
-            behind when writing fails.
+        InputError: unknown suffix, or the output directory is missing or not writable. Nothing
+            is left behind when writing fails.
     """
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
@@ -101,7 +103,7 @@ def metric_spec(metric: str) -> tuple[str, MetricSpec]:
 
 
 def check_per_subject(table: pd.DataFrame, column: str, source: str = "per-subject table") -> None:
-    """Raise InputError (message starting with ``source``) if ``table`` cannot be plotted for ``column``."""
+    """Raise InputError (message starting with ``source``) if ``table`` cannot show ``column``."""
     missing = [c for c in (*TABLE_COLUMNS, column) if c not in table.columns]
     if missing:
         raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
@@ -109,13 +111,14 @@ def check_per_subject(table: pd.DataFrame, column: str, source: str = "per-subje
         raise InputError(f"{source}: no rows")
 
 
-def metric_figure(per_subject: pd.DataFrame, metric: str) -> Figure:
+def metric_figure(per_subject: pd.DataFrame, metric: str, *, seed: int = 0) -> Figure:
     """Build the box/strip figure of ``metric`` by dataset (x, in table order) and method (hue).
 
-    Each subject is a point over its (method, dataset) box. Rows whose status is 'failed' are drawn as 'x'
-    in a band beyond the worst end of the axis (below the data for Dice, above it for HD95) labelled
-    'failed'; rows with status 'ok' but no value (e.g. HD95 when one mask is empty) are drawn as hollow
-    triangles in the same band. Both are counted in the legend, per method and in total.
+    Each subject is a point over its (method, dataset) box, jittered sideways with ``seed``. Rows
+    whose status is 'failed' are drawn as 'x' in a band beyond the worst end of the axis (below the
+    data for Dice, above it for HD95) labelled 'failed'; rows with status 'ok' but no value (e.g.
+    HD95 when one mask is empty) are drawn as hollow triangles in the same band. Both are counted
+    in the legend, per method and in total.
     """
     column, spec = metric_spec(metric)
     check_per_subject(per_subject, column)
@@ -133,56 +136,85 @@ def metric_figure(per_subject: pd.DataFrame, metric: str) -> Figure:
     palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
     n_hue = len(methods)
     width = 0.8
-    # seaborn dodges hue levels side by side within `width`; the band markers use the same offsets
+    # seaborn dodges hue levels side by side within `width`; points and markers use the same offsets
     offset = {m: -width / 2 + (i + 0.5) * width / n_hue for i, m in enumerate(methods)}
 
     lo, hi, band = _value_range(valid["_value"].to_numpy(dtype=float), spec)
     fig_w = max(7.0, 2.5 + len(datasets) * (0.45 + 0.27 * n_hue))
     fig = Figure(figsize=(fig_w, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    common = {
-        "x": "dataset",
-        "y": "_value",
-        "hue": "method",
-        "order": datasets,
-        "hue_order": methods,
-        "palette": palette,
-        "dodge": True,
-        "legend": False,
-        "ax": ax,
-    }
+    x_of = {d: i for i, d in enumerate(datasets)}
+    slot = width / n_hue
     if not valid.empty:
-        sns.boxplot(
-            data=valid, width=width, fill=False, showfliers=False, linewidth=1.4, whis=1.5, **common
-        )
-        sns.stripplot(
-            data=valid,
-            jitter=0.12 / max(1, n_hue - 1) if n_hue > 1 else 0.12,
-            size=5.5,
-            edgecolor="black",
-            linewidth=0.6,
+        with warnings.catch_warnings():
+            # seaborn 0.13 passes matplotlib 3.11 a deprecated argument (vert): not ours to fix
+            warnings.simplefilter("ignore", mpl.MatplotlibDeprecationWarning)
+            sns.boxplot(
+                data=valid,
+                x="dataset",
+                y="_value",
+                hue="method",
+                order=datasets,
+                hue_order=methods,
+                palette=palette,
+                dodge=True,
+                ax=ax,
+                width=width,
+                fill=False,
+                showfliers=False,
+                linewidth=1.4,
+                whis=1.5,
+                legend=False,
+            )
+        # points drawn here, not by sns.stripplot: its jitter draws from numpy's global RNG
+        rng = np.random.default_rng(seed)
+        x = valid["dataset"].map(x_of) + valid["method"].map(offset)
+        alone = valid.groupby(["dataset", "method"])["_value"].transform("size").to_numpy() == 1
+        x = x + np.where(alone, 0.0, rng.uniform(-0.25, 0.25, len(valid)) * slot)
+        ax.scatter(
+            x,
+            valid["_value"],
+            s=32,
+            c=[palette[m] for m in valid["method"]],
+            edgecolors="black",
+            linewidths=0.6,
             alpha=0.9,
             zorder=3,
-            **common,
         )
-    rng = np.random.default_rng(0)  # fixed jitter so that the figure is reproducible
-    x_of = {d: i for i, d in enumerate(datasets)}
     for rows, marker, kwargs in (
         (failures, "x", {"s": 45, "linewidths": 2.0}),
         (no_value, "v" if spec.worse == "low" else "^", {"s": 40, "linewidths": 1.4}),
     ):
-        if rows.empty:
-            continue
-        x = np.array([x_of[d] + offset[m] for d, m in zip(rows["dataset"], rows["method"], strict=True)])
-        x = x + rng.uniform(-0.25, 0.25, len(x)) * width / n_hue
-        colors = [palette[m] for m in rows["method"]]
-        if marker == "x":
-            ax.scatter(x, np.full(len(x), band), marker=marker, c=colors, zorder=4, **kwargs)
-        else:
-            ax.scatter(
-                x, np.full(len(x), band), marker=marker, facecolors="none", edgecolors=colors,
-                zorder=4, **kwargs,
-            )  # fmt: skip
+        for (d, m), group in rows.groupby(["dataset", "method"], sort=False):
+            k = len(group)
+            centre = x_of[d] + offset[m]
+            # spread evenly within the method's slot (no random jitter: reproducible), count if > 1
+            x = centre + (np.linspace(-0.3, 0.3, k) * slot if k > 1 else np.zeros(1))
+            y = np.full(k, band)
+            if marker == "x":
+                ax.scatter(x, y, marker=marker, color=palette[m], zorder=4, **kwargs)
+            else:
+                ax.scatter(
+                    x,
+                    y,
+                    marker=marker,
+                    facecolors="none",
+                    edgecolors=[palette[m]],
+                    zorder=4,
+                    **kwargs,
+                )
+            if k > 1:
+                below = spec.worse == "low"
+                ax.annotate(
+                    f"{k}",
+                    (centre, band),
+                    xytext=(0, -8 if below else 8),
+                    textcoords="offset points",
+                    ha="center",
+                    va="top" if below else "bottom",
+                    fontsize=8,
+                    color="0.2",
+                )
 
     ax.set_xlim(-0.5, len(datasets) - 0.5)
     ax.set_ylim(lo, hi)
@@ -190,16 +222,25 @@ def metric_figure(per_subject: pd.DataFrame, metric: str) -> Figure:
     sep = band + (0.06 if spec.worse == "low" else -0.06) * span
     ax.axhline(sep, color="0.5", linewidth=0.8, linestyle="--", zorder=1)
     ax.axhspan(
-        lo if spec.worse == "low" else sep, sep if spec.worse == "low" else hi, color="0.93", zorder=0
+        lo if spec.worse == "low" else sep,
+        sep if spec.worse == "low" else hi,
+        color="0.93",
+        zorder=0,
     )
-    data_lo, data_hi = (sep, hi) if spec.worse == "low" else (lo, sep)
-    ticks = [t for t in MaxNLocator(nbins=6).tick_values(data_lo, data_hi) if data_lo < t <= data_hi]
+    # keep value ticks clear of the 'failed' label
+    gap = 0.04 * span
+    data_lo, data_hi = (sep + gap, hi) if spec.worse == "low" else (lo, sep - gap)
+    ticks = [
+        t for t in MaxNLocator(nbins=6).tick_values(data_lo, data_hi) if data_lo <= t <= data_hi
+    ]
     ax.set_yticks([*ticks, band], [*(f"{t:g}" for t in ticks), "failed"])
 
     species = table.groupby("dataset", sort=False)["species"].agg(
         lambda s: "/".join(str(v) for v in dict.fromkeys(s.dropna()))
     )
-    subjects = table.groupby("dataset", sort=False)["subject"].nunique() if "subject" in table else None
+    subjects = (
+        table.groupby("dataset", sort=False)["subject"].nunique() if "subject" in table else None
+    )
     labels = []
     for d in datasets:
         parts = [d]
@@ -225,19 +266,43 @@ def metric_figure(per_subject: pd.DataFrame, metric: str) -> Figure:
         notes = [f"{n_fail} failed"] * bool(n_fail) + [f"{n_none} no value"] * bool(n_none)
         label = m + (f" ({', '.join(notes)})" if notes else "")
         handles.append(
-            Line2D([], [], marker="o", linestyle="-", color=palette[m], markeredgecolor="black",
-                   markeredgewidth=0.6, markersize=6, label=label)
-        )  # fmt: skip
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="-",
+                color=palette[m],
+                markeredgecolor="black",
+                markeredgewidth=0.6,
+                markersize=6,
+                label=label,
+            )
+        )
     handles.append(
-        Line2D([], [], marker="x", linestyle="none", color="0.2", markersize=7, markeredgewidth=2,
-               label=f"run failed, no mask (n = {len(failures)})")
-    )  # fmt: skip
+        Line2D(
+            [],
+            [],
+            marker="x",
+            linestyle="none",
+            color="0.2",
+            markersize=7,
+            markeredgewidth=2,
+            label=f"run failed, no mask (n = {len(failures)})",
+        )
+    )
     if not no_value.empty:
         handles.append(
-            Line2D([], [], marker="v" if spec.worse == "low" else "^", linestyle="none",
-                   markerfacecolor="none", markeredgecolor="0.2", markersize=7,
-                   label=f"ran, metric undefined (n = {len(no_value)})")
-        )  # fmt: skip
+            Line2D(
+                [],
+                [],
+                marker="v" if spec.worse == "low" else "^",
+                linestyle="none",
+                markerfacecolor="none",
+                markeredgecolor="0.2",
+                markersize=7,
+                label=f"ran, metric undefined (n = {len(no_value)})",
+            )
+        )
     ax.legend(
         handles=handles,
         title="Method",
@@ -249,7 +314,7 @@ def metric_figure(per_subject: pd.DataFrame, metric: str) -> Figure:
 
 
 def _value_range(values: np.ndarray, spec: MetricSpec) -> tuple[float, float, float]:
-    """Axis limits (lo, hi) and the y of the failure band, beyond the data at the metric's worse end."""
+    """Axis limits (lo, hi) and the y of the failure band, beyond the data at the worse end."""
     if values.size:
         dmin, dmax = float(values.min()), float(values.max())
     else:
@@ -259,6 +324,11 @@ def _value_range(values: np.ndarray, spec: MetricSpec) -> tuple[float, float, fl
     if spec.upper is not None:
         dmax = max(dmax, min(spec.upper, dmax + 0.02))
     span = max(dmax - dmin, 0.05 * abs(dmax), 1e-3)
+    if dmax - dmin < span:  # one value, or all equal: centre a minimal range on it
+        middle = (dmin + dmax) / 2
+        dmin, dmax = middle - span / 2, middle + span / 2
+        if spec.upper is not None and dmax > spec.upper:
+            dmin, dmax = dmin - (dmax - spec.upper), spec.upper
     pad = 0.05 * span
     if spec.worse == "low":
         hi = dmax + pad
@@ -271,21 +341,22 @@ def _value_range(values: np.ndarray, spec: MetricSpec) -> tuple[float, float, fl
     return lo, hi, band
 
 
-def plot_metric(per_subject: pd.DataFrame, metric: str, out: Path) -> None:
-    """Write the box/strip figure of ``metric`` ('dice', 'hd95_mm', ...) by dataset and method to ``out``.
+def plot_metric(per_subject: pd.DataFrame, metric: str, out: Path, *, seed: int = 0) -> None:
+    """Write the box/strip figure of ``metric`` ('dice', 'hd95_mm', ...) to ``out``.
 
-    ``per_subject`` has the metrics stage's columns (method, dataset, subject, species, status, error,
-    dice, hd95_mm, ...). Failed runs are drawn and counted, never dropped (see :func:`metric_figure`).
+    ``per_subject`` has the metrics stage's columns (method, dataset, subject, species, status,
+    error, dice, hd95_mm, ...). Failed runs are drawn and counted, never dropped (see
+    :func:`metric_figure`).
     """
     with figure_style():
-        save_figure(metric_figure(per_subject, metric), out)
+        save_figure(metric_figure(per_subject, metric, seed=seed), out)
 
 
 def read_training_log(log_csv: str | Path) -> pd.DataFrame:
     """Read a training CSV log (columns step, loss and dice_* at least; seconds, lr optional).
 
-    Non-numeric cells become NaN; rows without a step are dropped; a step logged twice (a resumed run)
-    keeps its last row; rows are sorted by step.
+    Non-numeric cells become NaN; rows without a step are dropped; a step logged twice (a resumed
+    run) keeps its last row; rows are sorted by step.
 
     Raises:
         InputError: unreadable file, missing columns or no rows.
@@ -310,9 +381,10 @@ def read_training_log(log_csv: str | Path) -> pd.DataFrame:
 
 
 def training_figure(log: pd.DataFrame) -> Figure:
-    """Build training curves: loss and synthetic Dice per class vs step, and the learning rate if it varies.
+    """Build training curves: loss and synthetic Dice per class vs step; learning rate if it varies.
 
-    Raw values are drawn faintly; the solid line is a centred moving average over about 2 % of the steps.
+    Raw values are drawn faintly; the solid line is a centred moving average over about 2 % of the
+    steps.
     The title gives the last step and the wall time (the ``seconds`` column: elapsed seconds).
     """
     dice_cols = [c for c in log.columns if str(c).startswith("dice")]
@@ -369,6 +441,6 @@ def _duration(seconds: float) -> str:
 
 
 def plot_training(log_csv: Path, out: Path) -> None:
-    """Write the training curves of the CSV log ``log_csv`` (see :func:`read_training_log`) to ``out``."""
+    """Write the training curves of the CSV log ``log_csv`` (see read_training_log) to ``out``."""
     with figure_style():
         save_figure(training_figure(read_training_log(log_csv)), out)

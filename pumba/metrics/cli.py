@@ -17,9 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     ev.add_argument("--records", nargs="+", required=True, metavar="JSON", help="run records")
-    ev.add_argument(
-        "--manifest", nargs="+", required=True, metavar="TSV", help="dataset manifests"
-    )
+    ev.add_argument("--manifest", nargs="+", required=True, metavar="TSV", help="dataset manifests")
     ev.add_argument("--out", required=True, metavar="CSV", help="per-subject table to write")
     ev.set_defaults(func=_evaluate)
 

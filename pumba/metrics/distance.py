@@ -11,7 +11,7 @@ _FACES = ndimage.generate_binary_structure(3, 1)
 
 
 def surface(mask: np.ndarray) -> np.ndarray:
-    """Surface voxels of a 3-D mask: mask voxels with at least one of their 6 face neighbours outside.
+    """Surface of a 3-D mask: the mask voxels with at least one 6-neighbour outside the mask.
 
     Voxels on the array's border count as surface (the world beyond the grid is background).
     """
@@ -22,7 +22,7 @@ def surface(mask: np.ndarray) -> np.ndarray:
 def _directed_distances(
     from_surface: np.ndarray, to_surface: np.ndarray, spacing: Sequence[float]
 ) -> np.ndarray:
-    """Distance in mm from every voxel of ``from_surface`` to the nearest voxel of ``to_surface``."""
+    """Distance (mm) from each voxel of ``from_surface`` to the nearest voxel of ``to_surface``."""
     dist_to = ndimage.distance_transform_edt(~to_surface, sampling=spacing)
     return dist_to[from_surface]
 

@@ -62,7 +62,7 @@ PRED_THRESHOLD = 0.0
 
 
 def same_grid(a: Volume, b: Volume) -> bool:
-    """True if two volumes share shape and voxel-to-world matrix (within 1e-3 mm / 1e-5 relative)."""
+    """True if two volumes share shape and voxel-to-world matrix (to 1e-3 mm, 1e-5 relative)."""
     return a.data.shape == b.data.shape and np.allclose(a.affine, b.affine, rtol=1e-5, atol=1e-3)
 
 
@@ -122,7 +122,9 @@ def read_record(path: str | os.PathLike) -> dict:
     if missing:
         raise InputError(f"{path}: run record lacks {', '.join(missing)}")
     if record["status"] not in ("ok", "failed"):
-        raise InputError(f"{path}: run record status must be 'ok' or 'failed', not {record['status']!r}")
+        raise InputError(
+            f"{path}: run record status must be 'ok' or 'failed', not {record['status']!r}"
+        )
     return record
 
 

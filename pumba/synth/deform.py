@@ -1,9 +1,9 @@
-"""Smooth diffeomorphic deformation (stationary velocity field) and rotation, applied in one resampling.
+"""Smooth diffeomorphic deformation (stationary velocity field) and rotation in one resampling.
 
-Fields are (B, 3, S, S, S) tensors whose channel c is the displacement along axis c, in voxels of the
-S^3 grid; axis order (x, y, z) = dims (D, H, W). Internally positions use grid_sample's normalised
-coordinates ([-1, 1] from the first to the last voxel centre, align_corners=True), in which the grid
-centre (S-1)/2 is 0, so a rotation about the centre is a plain matrix product.
+Fields are (B, 3, S, S, S) tensors whose channel c is the displacement along axis c, in voxels of
+the S^3 grid; axis order (x, y, z) = dims (D, H, W). Internally positions use grid_sample's
+normalised coordinates ([-1, 1] from the first to the last voxel centre, align_corners=True), in
+which the grid centre (S-1)/2 is 0, so a rotation about the centre is a plain matrix product.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
 
 def identity_axes(size: int, device: torch.device | str) -> torch.Tensor:
@@ -26,10 +26,10 @@ def _identity_grid(size: int, device: torch.device | str) -> torch.Tensor:
 
 
 def _sample_field(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Trilinear samples of ``field`` (B, C, N, N, N) at ``positions`` (B, 3, N, N, N), normalised xyz."""
+    """Trilinear samples of ``field`` (B, C, N, N, N) at normalised positions (B, 3, N, N, N)."""
     # grid_sample wants the last grid dim ordered (W, H, D) = (z, y, x).
     grid = positions.permute(0, 2, 3, 4, 1).flip(-1)
-    return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return nnf.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def integrate_velocity(velocity: torch.Tensor, steps: int) -> torch.Tensor:
@@ -69,9 +69,11 @@ def svf_displacement(
         float32 (B, 3, S, S, S) displacement in voxels of the S^3 grid.
     """
     to_norm = 2.0 / (size - 1)
-    v = F.interpolate(velocity * to_norm, size=(integration_size,) * 3, mode="trilinear", align_corners=True)
+    v = nnf.interpolate(
+        velocity * to_norm, size=(integration_size,) * 3, mode="trilinear", align_corners=True
+    )
     u = integrate_velocity(v, steps)
-    u = F.interpolate(u, size=(size,) * 3, mode="trilinear", align_corners=True)
+    u = nnf.interpolate(u, size=(size,) * 3, mode="trilinear", align_corners=True)
     return u / to_norm
 
 
@@ -92,14 +94,14 @@ def rotation_matrix(angles_deg: tuple[float, float, float]) -> torch.Tensor:
 
 
 def sampling_grid(displacement: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """grid_sample positions of deformation-then-rotation: output(p) = input(c + R^T (p + u(p) - c)).
+    """grid_sample positions of deformation then rotation: out(p) = in(c + R^T (p + u(p) - c)).
 
     Args:
         displacement: (B, 3, S, S, S) u in voxels.
         rotation: (B, 3, 3) rotation matrices R about the grid centre c = (S-1)/2.
 
     Returns:
-        float32 (B, S, S, S, 3) normalised positions ordered (z, y, x) for ``F.grid_sample``.
+        float32 (B, S, S, S, 3) normalised positions ordered (z, y, x) for ``nnf.grid_sample``.
     """
     size = displacement.shape[-1]
     t = identity_axes(size, displacement.device)
@@ -122,7 +124,7 @@ def warp(volume: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
     ``mode`` is "bilinear" (trilinear, for images) or "nearest" (for labels, which stay in their
     label set). Positions outside the grid read 0.
     """
-    return F.grid_sample(volume, grid, mode=mode, padding_mode="zeros", align_corners=True)
+    return nnf.grid_sample(volume, grid, mode=mode, padding_mode="zeros", align_corners=True)
 
 
 def jacobian_determinant(displacement: torch.Tensor) -> torch.Tensor:

@@ -9,22 +9,24 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 CROSS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
 
 
 def ball_offsets(radius: int) -> list[tuple[int, int, int]]:
-    """Integer offsets (voxels) of a Euclidean ball: |o|^2 <= radius^2 (radius 1 gives the 6-cross)."""
+    """Integer offsets (voxels) of a Euclidean ball, |o|^2 <= radius^2 (radius 1: the 6-cross)."""
     span = range(-radius, radius + 1)
-    return [o for o in itertools.product(span, span, span) if sum(v * v for v in o) <= radius * radius]
+    return [
+        o for o in itertools.product(span, span, span) if sum(v * v for v in o) <= radius * radius
+    ]
 
 
 def _shifted_reduce(
     mask: torch.Tensor, offsets: list[tuple[int, int, int]], border: str, combine: str
 ) -> torch.Tensor:
-    """OR ("any") or AND ("all") of mask(p + o) over offsets o, with out-of-grid values by ``border``.
+    """OR ("any") or AND ("all") of mask(p + o) over offsets o; outside the grid per ``border``.
 
     border: "false" or "true" (a constant outside the grid) or "edge" (the nearest grid voxel).
     """
@@ -34,9 +36,9 @@ def _shifted_reduce(
         return mask.clone()
     m = mask.bool()[:, None]
     if border == "edge":
-        padded = F.pad(m.to(torch.float32), (r,) * 6, mode="replicate").bool()[:, 0]
+        padded = nnf.pad(m.to(torch.float32), (r,) * 6, mode="replicate").bool()[:, 0]
     else:
-        padded = F.pad(m, (r,) * 6, value=border == "true")[:, 0]
+        padded = nnf.pad(m, (r,) * 6, value=border == "true")[:, 0]
     out = None
     for dx, dy, dz in offsets:
         view = padded[
@@ -68,7 +70,7 @@ def binary_closing(mask: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def thick_boundary(mask: torch.Tensor) -> torch.Tensor:
-    """Voxels whose 6-neighbourhood (self included) holds both mask and non-mask: both sides of the edge.
+    """Voxels whose 6-neighbourhood (self included) holds mask and non-mask: both sides of the edge.
 
     Outside the grid copies the nearest voxel, so the grid's faces are no boundary by themselves
     (scikit-image's ``find_boundaries(mode="thick", connectivity=1)``). Returns bool (B, S, S, S).

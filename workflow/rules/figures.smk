@@ -78,7 +78,7 @@ rule figure_montage:
         ),
     params:
         masks=lambda wc, input: " ".join(
-            f"{m}={r.replace('.json', '.nii.gz')}" for m, r in zip(METHODS, input.records)
+            f"--mask {m}={r.replace('.json', '.nii.gz')}" for m, r in zip(METHODS, input.records)
         ),
     log:
         "logs/figures/montage/{dataset}/{subject}.log",
@@ -86,6 +86,6 @@ rule figure_montage:
         "../../envs/pumba.yaml"
     shell:
         "pumba figures montage --image {input.data}/{wildcards.subject}/image.nii.gz "
-        "--reference {input.data}/{wildcards.subject}/mask.nii.gz --mask {params.masks} "
+        "--reference {input.data}/{wildcards.subject}/mask.nii.gz {params.masks} "
         "--missing-as-failed --title '{wildcards.dataset} / {wildcards.subject}' --out {output} "
         "> {log} 2>&1"

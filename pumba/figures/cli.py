@@ -1,0 +1,130 @@
+"""``pumba figures {metrics,training,montage,gallery}``: write one figure each."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pumba.io import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``figures`` command and its four sub-commands."""
+    parser = sub.add_parser(
+        "figures",
+        help="draw benchmark figures (metrics, training curves, montages, synthetic gallery)",
+        description="Draw one figure (PNG at 120 dpi; .pdf/.svg by suffix), written atomically.",
+    )
+    kinds = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+
+    metrics = kinds.add_parser(
+        "metrics", help="box/strip plot of a metric by dataset and method from a per-subject table"
+    )
+    metrics.add_argument(
+        "--table", type=Path, required=True, help="per-subject CSV (pumba evaluate)"
+    )
+    metrics.add_argument(
+        "--metric",
+        default="dice",
+        help="column to plot: dice (default), hd95_mm, sensitivity, specificity, volume_diff_pct, "
+        "seconds, peak_rss_mb",
+    )
+    metrics.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    metrics.set_defaults(func=_metrics)
+
+    training = kinds.add_parser(
+        "training", help="loss and synthetic Dice vs step from a training log"
+    )
+    training.add_argument(
+        "--log", type=Path, required=True, help="training CSV log (train_log.csv)"
+    )
+    training.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    training.set_defaults(func=_training)
+
+    montage = kinds.add_parser(
+        "montage", help="three orthogonal slices with reference and method mask outlines"
+    )
+    montage.add_argument("--image", type=Path, required=True, help="head scan (NIfTI/MGZ)")
+    montage.add_argument("--reference", type=Path, required=True, help="reference brain mask")
+    montage.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="METHOD=PATH",
+        help="a method's mask on the image grid; PATH 'none' marks a failed run (repeatable)",
+    )
+    montage.add_argument(
+        "--missing-as-failed",
+        action="store_true",
+        help="draw a mask PATH that does not exist as a failed run (a recorded failure left no mask)",
+    )
+    montage.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    montage.add_argument(
+        "--title", default=None, help="figure title (default: the image file name)"
+    )
+    montage.set_defaults(func=_montage)
+
+    gallery = kinds.add_parser("gallery", help="mid slices of synthetic samples with their labels")
+    gallery.add_argument(
+        "--dir", type=Path, required=True, help="generator output (synth_NNNN_{image,label}.nii.gz)"
+    )
+    gallery.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    gallery.add_argument(
+        "--n", type=int, default=6, help="number of samples, the first by name (6)"
+    )
+    gallery.set_defaults(func=_gallery)
+
+
+def parse_masks(items: list[str]) -> dict[str, Path | None]:
+    """``METHOD=PATH`` strings to an ordered mapping; PATH 'none' (any case) gives None (failed)."""
+    masks: dict[str, Path | None] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise InputError(f"--mask {item!r}: expected METHOD=PATH (PATH may be 'none')")
+        if name in masks:
+            raise InputError(f"--mask {item!r}: method {name!r} given twice")
+        masks[name] = None if path.lower() == "none" else Path(path)
+    return masks
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from pumba.figures.plots import check_per_subject, metric_spec, plot_metric
+
+    if not args.table.is_file():
+        raise InputError(f"{args.table}: no such file")
+    try:
+        table = pd.read_csv(args.table)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{args.table}: not a readable CSV ({type(exc).__name__})") from None
+    column, _ = metric_spec(args.metric)
+    check_per_subject(table, column, source=str(args.table))
+    plot_metric(table, args.metric, args.out)
+    return 0
+
+
+def _training(args: argparse.Namespace) -> int:
+    from pumba.figures.plots import plot_training
+
+    plot_training(args.log, args.out)
+    return 0
+
+
+def _montage(args: argparse.Namespace) -> int:
+    from pumba.figures.montage import overlay_montage
+
+    masks = parse_masks(args.mask)
+    if args.missing_as_failed:
+        masks = {name: p if p is not None and p.exists() else None for name, p in masks.items()}
+    overlay_montage(args.image, masks, args.reference, args.out, args.title)
+    return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    from pumba.figures.gallery import find_synth_pairs, synth_gallery
+
+    synth_gallery(find_synth_pairs(args.dir, args.n), args.out)
+    return 0

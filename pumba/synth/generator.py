@@ -1,0 +1,455 @@
+"""The PUMBA synthetic head generator (method notes, steps 1-9), batched in torch on CPU or CUDA.
+
+A sample is a whole head on an S^3 grid (S = ``SynthConfig.size``; 128 in the reference, 2 mm voxels
+over a 256 mm field of view): an off-centre ellipsoidal head, a skull shell of random thickness, a
+centred ellipsoidal brain, five small extra-cerebral ellipsoids, 2-4 hypo-intense holes in the
+brain, piecewise-constant random intensities, a smooth random diffeomorphism and a random rotation.
+Axis order (x, y, z) = tensor dims (D, H, W); the grid centre is (S-1)/2 in voxels.
+
+Every draw of sample b comes from generators seeded by ``seeds[b]`` alone, so a sample does not
+depend on the batch it is generated in (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from pumba.synth import deform, intensity, labels, shapes
+
+REFERENCE_SIZE = 128
+_STREAM_PARAMS, _STREAM_NOISE, _STREAM_AUGMENT = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Generator parameters; defaults are the method notes' values.
+
+    Lengths are in voxels of the 128^3 reference grid (2 mm voxels): when ``size`` != 128 every
+    length is multiplied by size/128 after it is drawn, so a 64^3 config draws the same anatomy at
+    half the resolution. Integer ranges (lo, hi) are half-open, drawn uniformly from lo..hi-1 as
+    numpy's ``integers``; float ranges (lo, hi) are uniform on [lo, hi].
+
+    Attributes:
+        size: grid size S (voxels per axis).
+        head_diameter: head ellipsoid diameter per axis (step 1).
+        head_shift: head centre offset from the grid centre per axis, towards +x, +y, +z (step 1;
+            the flip augmentation makes it symmetric). The head is shifted, not wrapped round.
+        skull_thickness: per axis; the skull's inner ellipsoid has diameter head - thickness and is
+            centred on the grid; the shell is the head XOR that inner ellipsoid (step 2).
+        brain_gap: per axis (x, y, z) ranges; brain diameter = head - thickness - gap (step 3).
+        block_divisions: each tissue is cut into n^3 blocks with their own statistics (step 4).
+        mu, sigma: ranges of a block's intensity mean and standard deviation (step 4).
+        background: (mean, standard deviation) of the background intensity (step 4).
+        n_extra: number of small extra-cerebral ellipsoids (step 5).
+        extra_diameter, extra_offset: their diameters and centre offsets (random sign) per axis.
+        n_holes: number of holes in the brain, image 0 there, label brain (step 6).
+        hole_diameter: hole diameters per axis; each hole's centre offset is drawn per axis within
+            the brain's half-axis, with a random sign, and the hole is clipped to the brain.
+        svf_grid: control points per axis of the random velocity field (step 7).
+        svf_sigma: standard deviation of the velocity at the control points (voxels, unscaled).
+        svf_scale: multiplier on the velocity. The reference strength taken literally (1.0) gives
+            displacements of ~25-40 voxels at 128^3 and scrambles the head; 0.15 gives a median
+            maximum displacement of ~5 voxels (10 mm; measured over 200 samples at 128^3: 5th-95th
+            percentiles 3.6-7.1 voxels, mean displacement ~1.6 voxels), with a Jacobian determinant
+            >= 0.7 everywhere.
+        svf_integration_size: grid on which the velocity is integrated (then upsampled to S).
+        integration_steps: scaling-and-squaring steps.
+        rotation_deg: rotation angles about each axis drawn uniformly in +-rotation_deg (step 8).
+        closing_radius: ball radius of the closing applied to the warped brain mask (step 9).
+        flip: random flip per axis in :func:`augment`.
+        roll: :func:`augment` rolls each axis by up to +-roll voxels.
+    """
+
+    size: int = 128
+    head_diameter: tuple[int, int] = (120, 126)
+    head_shift: tuple[int, int] = (0, 10)
+    skull_thickness: tuple[int, int] = (5, 50)
+    brain_gap: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] = (
+        (0, 20),
+        (0, 20),
+        (10, 30),
+    )
+    block_divisions: int = 2
+    mu: tuple[float, float] = (0.4, 1.0)
+    sigma: tuple[float, float] = (0.0, 0.4)
+    background: tuple[float, float] = (0.1, 0.1)
+    n_extra: int = 5
+    extra_diameter: tuple[int, int] = (10, 30)
+    extra_offset: tuple[int, int] = (20, 31)
+    n_holes: tuple[int, int] = (2, 5)
+    hole_diameter: tuple[int, int] = (3, 10)
+    svf_grid: int = 10
+    svf_sigma: tuple[int, int] = (10, 15)
+    svf_scale: float = 0.15
+    svf_integration_size: int = 64
+    integration_steps: int = 7
+    rotation_deg: float = 15.0
+    closing_radius: int = 2
+    flip: bool = True
+    roll: int = 10
+
+    def __post_init__(self) -> None:
+        int_ranges = {
+            "head_diameter": self.head_diameter,
+            "head_shift": self.head_shift,
+            "skull_thickness": self.skull_thickness,
+            "extra_diameter": self.extra_diameter,
+            "extra_offset": self.extra_offset,
+            "n_holes": self.n_holes,
+            "hole_diameter": self.hole_diameter,
+            "svf_sigma": self.svf_sigma,
+            **{f"brain_gap[{i}]": r for i, r in enumerate(self.brain_gap)},
+        }
+        for name, (lo, hi) in int_ranges.items():
+            if not lo < hi or lo < 0:
+                raise ValueError(f"SynthConfig.{name}: need 0 <= lo < hi, got ({lo}, {hi})")
+        for name, (lo, hi) in {"mu": self.mu, "sigma": self.sigma}.items():
+            if not 0 <= lo <= hi:
+                raise ValueError(f"SynthConfig.{name}: need 0 <= lo <= hi, got ({lo}, {hi})")
+        checks = {
+            "size": self.size >= 8,
+            "block_divisions": self.block_divisions >= 1,
+            "background": self.background[1] >= 0,
+            "n_extra": self.n_extra >= 0,
+            "head_diameter": self.head_diameter[0] >= 2,
+            "extra_diameter": self.extra_diameter[0] >= 1,
+            "hole_diameter": self.hole_diameter[0] >= 1,
+            "svf_grid": self.svf_grid >= 2,
+            "svf_scale": self.svf_scale >= 0,
+            "svf_integration_size": self.svf_integration_size >= 2,
+            "integration_steps": self.integration_steps >= 0,
+            "rotation_deg": self.rotation_deg >= 0,
+            "closing_radius": self.closing_radius >= 0,
+            "roll": self.roll >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"SynthConfig.{name}: invalid value {getattr(self, name)!r}")
+
+    @property
+    def scale(self) -> float:
+        """Voxels of this grid per voxel of the 128^3 reference grid (size / 128)."""
+        return self.size / REFERENCE_SIZE
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SynthConfig:
+        """Build from a mapping of field names (lists for tuples); unknown key -> ValueError."""
+        defaults = cls()
+        kwargs = {}
+        for key, value in d.items():
+            if key not in _FIELDS:
+                raise ValueError(f"unknown SynthConfig key {key!r} (known: {', '.join(_FIELDS)})")
+            kwargs[key] = _coerce(key, value, getattr(defaults, key))
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict:
+        """Plain mapping (tuples as lists) that :meth:`from_dict` and YAML round-trip."""
+        return {f: _as_lists(getattr(self, f)) for f in _FIELDS}
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(SynthConfig))
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """``value`` in the structure and scalar types of ``default``; ValueError naming ``key``."""
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple) or len(value) != len(default):
+            raise ValueError(f"SynthConfig.{key}: expected a list of {len(default)}, got {value!r}")
+        return tuple(_coerce(key, v, dv) for v, dv in zip(value, default, strict=True))
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"SynthConfig.{key}: expected true/false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"SynthConfig.{key}: expected a number, got {value!r}")
+    if isinstance(default, int):
+        if value != int(value):
+            raise ValueError(f"SynthConfig.{key}: expected an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _as_lists(value: Any) -> Any:
+    return [_as_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _seed_from(entropy: int, key: int) -> int:
+    """A 63-bit seed derived from (entropy, key) by numpy's SeedSequence (independent streams)."""
+    if entropy < 0:
+        raise ValueError(f"seeds must be >= 0, got {entropy}")
+    state = np.random.SeedSequence(entropy, spawn_key=(key,)).generate_state(1, np.uint64)
+    return int(state[0]) & (2**63 - 1)
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """Seed of sample ``index`` of a run seeded ``seed`` (independent of batch size)."""
+    return _seed_from(seed, index)
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """One sample's random draws, already in voxels of the S^3 grid (float32 CPU tensors).
+
+    Centres and radii are (3,) or (K, 3); ``mu``/``sigma`` are the block tables
+    ((n_extra + 3) * n^3,): background, shell, extras, brain, n^3 entries each.
+    ``velocity`` (3, G, G, G) in voxels; ``rotation`` (3, 3); ``noise_seed`` seeds the voxel noise.
+    """
+
+    head_centre: torch.Tensor
+    head_radii: torch.Tensor
+    skull_radii: torch.Tensor
+    brain_radii: torch.Tensor
+    extra_centres: torch.Tensor
+    extra_radii: torch.Tensor
+    hole_centres: torch.Tensor
+    hole_radii: torch.Tensor
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    velocity: torch.Tensor
+    rotation: torch.Tensor
+    noise_seed: int
+
+
+def draw_params(seed: int, config: SynthConfig) -> SampleParams:
+    """All random parameters of one sample, from ``seed`` alone (CPU, device-independent)."""
+    g = torch.Generator().manual_seed(_seed_from(seed, _STREAM_PARAMS))
+    f = config.scale
+    centre = (config.size - 1) / 2
+
+    def ints(rng: tuple[int, int], n: int = 3) -> torch.Tensor:
+        return torch.randint(rng[0], rng[1], (n,), generator=g).float()
+
+    def signs(n: int = 3) -> torch.Tensor:
+        return torch.randint(0, 2, (n,), generator=g).float() * 2 - 1
+
+    def uniform(rng: tuple[float, float], n: int) -> torch.Tensor:
+        return rng[0] + (rng[1] - rng[0]) * torch.rand(n, generator=g)
+
+    head_d = ints(config.head_diameter)
+    shift = ints(config.head_shift)
+    thickness = ints(config.skull_thickness)
+    gap = torch.cat([ints(r, 1) for r in config.brain_gap])
+    brain_d = (head_d - thickness - gap).clamp(min=1)
+
+    extra_c, extra_r = [], []
+    for _ in range(config.n_extra):
+        extra_r.append(ints(config.extra_diameter) * f / 2)
+        extra_c.append(centre + ints(config.extra_offset) * signs() * f)
+
+    hole_c, hole_r = [], []
+    for _ in range(int(torch.randint(*config.n_holes, (1,), generator=g))):
+        d = ints(config.hole_diameter)
+        # Offset drawn per axis (the reference reused the x offset for all three axes).
+        max_off = torch.div(brain_d, 2, rounding_mode="floor") - torch.div(
+            d, 2, rounding_mode="floor"
+        )
+        max_off = max_off.clamp(min=1)
+        off = torch.floor(torch.rand(3, generator=g) * max_off) * signs()
+        hole_c.append(centre + off * f)
+        hole_r.append(d * f / 2)
+
+    n_blocks = (config.n_extra + 3) * config.block_divisions**3
+    n_bg = config.block_divisions**3
+    mu = uniform(config.mu, n_blocks)
+    sigma = uniform(config.sigma, n_blocks)
+    mu[:n_bg], sigma[:n_bg] = config.background
+
+    svf_sigma = float(torch.randint(*config.svf_sigma, (1,), generator=g))
+    velocity = torch.randn((3,) + (config.svf_grid,) * 3, generator=g) * (
+        svf_sigma * f * config.svf_scale
+    )
+    angles = uniform((-config.rotation_deg, config.rotation_deg), 3)
+
+    def stack(rows: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(rows) if rows else torch.zeros((0, 3))
+
+    return SampleParams(
+        head_centre=centre + shift * f,
+        head_radii=head_d * f / 2,
+        skull_radii=((head_d - thickness) * f / 2).clamp(min=0.5),
+        brain_radii=brain_d * f / 2,
+        extra_centres=stack(extra_c),
+        extra_radii=stack(extra_r),
+        hole_centres=stack(hole_c),
+        hole_radii=stack(hole_r),
+        mu=mu,
+        sigma=sigma,
+        velocity=velocity,
+        rotation=deform.rotation_matrix(tuple(float(a) for a in angles)),
+        noise_seed=_seed_from(seed, _STREAM_NOISE),
+    )
+
+
+def _displacement(
+    params: Sequence[SampleParams], config: SynthConfig, device: torch.device
+) -> torch.Tensor:
+    velocity = torch.stack([p.velocity for p in params]).to(device)
+    integration = max(2, round(config.svf_integration_size * config.scale))
+    return deform.svf_displacement(velocity, config.size, integration, config.integration_steps)
+
+
+def sample_displacement(
+    seeds: Sequence[int], config: SynthConfig = SynthConfig(), device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """The step-7 displacement field that :func:`generate` uses for these seeds.
+
+    Returns float32 (B, 3, S, S, S) in voxels; the image is resampled at p + u(p), then rotated.
+    """
+    device = torch.device(device)
+    return _displacement([draw_params(s, config) for s in seeds], config, device)
+
+
+def anatomy(
+    params: Sequence[SampleParams], config: SynthConfig, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 1-6 before deformation: block map, brain mask and hole mask.
+
+    Returns:
+        blocks: int32 (B, S, S, S) indices into the samples' ``mu``/``sigma`` tables (background,
+            shell, extras, brain: n^3 entries each).
+        brain: bool (B, S, S, S).
+        holes: bool (B, S, S, S), a subset of ``brain``.
+    """
+    size, n3 = config.size, config.block_divisions**3
+    batch, full = len(params), shapes.full_window(config.size)
+
+    def rows(name: str) -> torch.Tensor:
+        return torch.stack([getattr(p, name) for p in params]).to(device)
+
+    centre = torch.full((batch, 3), (size - 1) / 2, device=device)
+    head = shapes.ellipsoid(rows("head_centre"), rows("head_radii"), full)
+    # XOR rather than "minus": the head is off-centre and the skull's inner surface is not, so where
+    # the inner ellipsoid pokes out of the head it still gets a skull around the brain.
+    shell = head ^ shapes.ellipsoid(centre, rows("skull_radii"), full)
+    del head
+    sub = shapes.grid_blocks(batch, config.block_divisions, size, device)
+    blocks = torch.where(shell, sub + n3, torch.zeros_like(sub))
+    del shell, sub
+
+    # Extras and holes are small: evaluate each inside its bounding window only.
+    holes = torch.zeros((batch, size, size, size), dtype=torch.bool, device=device)
+    for b, p in enumerate(params):
+        for k in range(config.n_extra):
+            c, r = p.extra_centres[k : k + 1].to(device), p.extra_radii[k : k + 1].to(device)
+            window = shapes.bounding_window(p.extra_centres[k], p.extra_radii[k], size)
+            if window is None:
+                continue
+            inside = shapes.ellipsoid(c, r, window)[0]
+            sub = shapes.ellipsoid_blocks(c, r, config.block_divisions, window)[0]
+            region = blocks[(b, *shapes.window_slices(window))]
+            region.copy_(torch.where(inside, sub + (k + 2) * n3, region))
+        for c_cpu, r_cpu in zip(p.hole_centres, p.hole_radii, strict=True):
+            window = shapes.bounding_window(c_cpu, r_cpu, size)
+            if window is None:
+                continue
+            inside = shapes.ellipsoid(c_cpu[None].to(device), r_cpu[None].to(device), window)[0]
+            holes[(b, *shapes.window_slices(window))] |= inside
+
+    # The brain is painted last: extras show only outside it.
+    brain_r = rows("brain_radii")
+    brain = shapes.ellipsoid(centre, brain_r, full)
+    sub = shapes.ellipsoid_blocks(centre, brain_r, config.block_divisions, full)
+    blocks = torch.where(brain, sub + (config.n_extra + 2) * n3, blocks)
+    return blocks, brain, holes & brain
+
+
+def _noise(params: Sequence[SampleParams], size: int, device: torch.device) -> torch.Tensor:
+    """Standard normal voxel noise (B, S, S, S), each sample from its own ``device`` generator."""
+    fields = []
+    for p in params:
+        g = torch.Generator(device=device).manual_seed(p.noise_seed)
+        fields.append(torch.randn((size,) * 3, generator=g, device=device))
+    return torch.stack(fields)
+
+
+def generate(
+    seeds: Sequence[int], config: SynthConfig = SynthConfig(), device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthesise len(seeds) heads.
+
+    Returns:
+        image: float32 (B, 1, S, S, S) in [0, 1].
+        mask: brain mask uint8 (B, S, S, S) in {0, 1}, after deformation, rotation and closing,
+            before the flip/roll augmentation (:func:`augment`).
+    Sample b depends only on seeds[b] (bit-identical on CPU whatever the batch). Axis order
+    (x, y, z) = tensor dims (D, H, W).
+    """
+    if len(seeds) == 0:
+        raise ValueError("generate needs at least one seed")
+    device = torch.device(device)
+    params = [draw_params(int(s), config) for s in seeds]
+    size = config.size
+    with torch.no_grad():
+        blocks, brain, holes = anatomy(params, config, device)
+        mu = torch.stack([p.mu for p in params]).to(device)
+        sigma = torch.stack([p.sigma for p in params]).to(device)
+        image = intensity.block_image(blocks, mu, sigma, _noise(params, size, device))
+        del blocks
+        image = intensity.zero_holes(image, holes)
+        rotation = torch.stack([p.rotation for p in params]).to(device)
+        grid = deform.sampling_grid(_displacement(params, config, device), rotation)
+        image = deform.warp(image[:, None], grid, "bilinear").clamp_(0.0, 1.0)
+        mask = deform.warp(brain[:, None].float(), grid, "nearest")[:, 0] > 0.5
+        radius = round(config.closing_radius * config.scale)
+        mask = labels.binary_closing(mask, radius)
+    return image, mask.to(torch.uint8)
+
+
+def augment(
+    image: torch.Tensor,
+    target: torch.Tensor,
+    seeds: Sequence[int],
+    config: SynthConfig = SynthConfig(),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flip per axis (probability 1/2 each, if ``config.flip``) and roll (wrapping) by an
+    integer uniform in +-roll voxels per axis, roll = config.roll * S / 128; the same for image
+    (B, C, S, S, S) and target (B, S, S, S), drawn per sample from ``seeds[b]``.
+    """
+    if len(seeds) != image.shape[0] or target.shape[0] != image.shape[0]:
+        raise ValueError("augment needs one seed per sample and matching batch sizes")
+    max_roll = round(config.roll * image.shape[-1] / REFERENCE_SIZE)
+    spatial = (-3, -2, -1)
+    images, targets = [], []
+    for b, seed in enumerate(seeds):
+        g = torch.Generator().manual_seed(_seed_from(int(seed), _STREAM_AUGMENT))
+        flips = torch.rand(3, generator=g) < 0.5
+        shifts = torch.randint(-max_roll, max_roll + 1, (3,), generator=g).tolist()
+        dims = [d for d, f in zip(spatial, flips.tolist(), strict=True) if f and config.flip]
+        img, tgt = image[b], target[b]
+        if dims:
+            img, tgt = img.flip(dims), tgt.flip(dims)
+        images.append(img.roll(shifts, spatial))
+        targets.append(tgt.roll(shifts, spatial))
+    return torch.stack(images), torch.stack(targets)
+
+
+def voxel_size_mm(size: int) -> float:
+    """Voxel size (mm) that puts the S^3 grid over the reference 256 mm field of view."""
+    return 256.0 / size
+
+
+def grid_affine(size: int) -> np.ndarray:
+    """Voxel-to-world affine (mm): isotropic 256/size mm voxels, centre (S-1)/2 at the origin."""
+    vox = voxel_size_mm(size)
+    affine = np.diag([vox, vox, vox, 1.0])
+    affine[:3, 3] = -vox * (size - 1) / 2
+    return affine
+
+
+__all__ = [
+    "SampleParams",
+    "SynthConfig",
+    "anatomy",
+    "augment",
+    "draw_params",
+    "generate",
+    "grid_affine",
+    "sample_displacement",
+    "sample_seed",
+]
