@@ -99,11 +99,13 @@ def test_training_writes_log_checkpoint_and_model(tmp_path):
 
 
 def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
-    full = Trainer(TrainConfig.from_dict(TINY), tmp_path / "full", progress=False)
+    # a constant schedule: with cosine decay, the learning rate depends on the total number of steps
+    const = {**TINY, "lr_schedule": "constant"}
+    full = Trainer(TrainConfig.from_dict(const), tmp_path / "full", progress=False)
     full.run()
-    part = TrainConfig.from_dict({**TINY, "steps": 2})
+    part = TrainConfig.from_dict({**const, "steps": 2})
     Trainer(part, tmp_path / "split", progress=False).run()
-    resumed = Trainer(TrainConfig.from_dict(TINY), tmp_path / "split", progress=False)
+    resumed = Trainer(TrainConfig.from_dict(const), tmp_path / "split", progress=False)
     resumed.run(resume=True)
     assert resumed.step == 4
     for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
@@ -118,3 +120,48 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     with pytest.raises(InputError, match="different config.*lr"):
         Trainer(other, tmp_path, progress=False).run(resume=True)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(yaml.safe_dump({**TINY, "steps": 500, "checkpoint_every": 1000}))
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pumba", "train", "--config", str(cfg_path), "--out", str(out),
+         "--device", "cpu", "--no-progress"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    log = out / "train_log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "checkpoint saved" in err
+    stopped_at = load_checkpoint(out / "checkpoint.pt")["step"]
+    assert 2 <= stopped_at < 500
+    assert not (out / "model.pt").exists()
+    cfg_path.write_text(yaml.safe_dump({**TINY, "steps": stopped_at + 2, "checkpoint_every": 1000}))
+    from pumba.cli import main
+
+    assert main(["train", "--config", str(cfg_path), "--out", str(out), "--resume", "--no-progress"]) == 0
+    _, info = load_model(out / "model.pt")
+    assert info["meta"]["steps"] == stopped_at + 2
+
+
+def test_same_seed_same_weights(tmp_path):
+    cfg = TrainConfig.from_dict({**TINY, "steps": 2})
+    a = Trainer(cfg, tmp_path / "a", progress=False)
+    a.run()
+    b = Trainer(cfg, tmp_path / "b", progress=False)
+    b.run()
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -8,7 +8,7 @@ Recipe (:func:`gmm_mask`):
 3. Fit a 4-component 1-D Gaussian mixture (scikit-learn, ``random_state=seed``) to at most
    100,000 head voxels drawn with the seeded generator; label every head voxel.
 4. Brain candidates = head voxels of every class but the darkest one, which on T1-like contrast
-   holds skull, CSF and air. Erode by a 3 mm ellipsoid, keep the largest component, dilate back
+   holds skull, CSF and air. Erode by a 3 mm ball, keep the largest component, dilate back
    inside the candidates, fill holes (:func:`pumba.baselines.otsu.open_largest`).
 
 It assumes T1-like contrast (dark skull and CSF); on other contrasts it is a floor that fails.

@@ -1,10 +1,10 @@
 """Otsu threshold + morphology: the simplest skull-stripping floor, and shared morphology helpers.
 
 Recipe (:func:`otsu_mask`): threshold at Otsu's level; keep the largest 6-connected component;
-fill holes; erode by ~2 mm (an ellipsoid whose radii in voxels follow the voxel sizes) to cut thin
-bridges between scalp and brain; keep the largest component again; dilate back by the same
-ellipsoid, inside the filled foreground; fill holes. It keeps the scalp wherever the scalp touches
-the brain over more than ~4 mm: it is a floor, not a method.
+fill holes; erode by a 2 mm ball (in world mm, whatever the voxel sizes) to cut thin bridges
+between scalp and brain; keep the largest component again; dilate back by the same ball, inside
+the filled foreground; fill holes. It keeps the scalp wherever the scalp touches the brain over
+more than ~4 mm: it is a floor, not a method.
 """
 
 from __future__ import annotations
@@ -17,15 +17,23 @@ from scipy import ndimage
 EROSION_MM = 2.0
 
 
-def ellipsoid(radius_mm: float, zooms: Sequence[float]) -> np.ndarray:
-    """Boolean structuring element approximating a ball of ``radius_mm`` on a grid of ``zooms`` mm.
+def erode_mm(mask: np.ndarray, zooms: Sequence[float], radius_mm: float) -> np.ndarray:
+    """Erosion by a ball of ``radius_mm`` in world mm: the voxels whose nearest background voxel is
+    farther than the radius (Euclidean distance between voxel centres, voxel sizes ``zooms``).
 
-    Its half-width along each axis is radius / voxel size rounded to whole voxels (at least 1),
-    so a 2 mm ball on a 2x2x3 mm grid is the 6-neighbour cross, and 5x5x5 voxels on a 1 mm grid.
+    The world beyond the array counts as foreground, so a brain cut by the field of view is not
+    eaten from the cut. Computed with a distance transform, so large radii in voxels stay cheap.
     """
-    half = [max(round(radius_mm / float(z)), 1) for z in zooms]
-    grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
-    return sum((g / h) ** 2 for g, h in zip(grids, half, strict=True)) <= 1.0
+    if mask.all():  # no background anywhere: nothing to erode from
+        return mask.copy()
+    return ndimage.distance_transform_edt(mask, sampling=zooms) > radius_mm
+
+
+def dilate_mm(mask: np.ndarray, zooms: Sequence[float], radius_mm: float) -> np.ndarray:
+    """Dilation by a ball of ``radius_mm`` in world mm (voxels within the radius of the mask)."""
+    if not mask.any():
+        return mask.copy()
+    return ndimage.distance_transform_edt(~mask, sampling=zooms) <= radius_mm
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -44,17 +52,16 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def open_largest(mask: np.ndarray, zooms: Sequence[float], radius_mm: float) -> np.ndarray:
-    """Erode by a ``radius_mm`` ellipsoid, keep the largest component, dilate back inside ``mask``.
+    """Erode by a ``radius_mm`` ball, keep the largest component, dilate back inside ``mask``.
 
     This cuts away parts joined to the main body by necks thinner than ~2 x radius. When the
     erosion leaves nothing, the mask's largest component is returned instead. Holes are filled.
     """
-    ball = ellipsoid(radius_mm, zooms)
-    core = ndimage.binary_erosion(mask, structure=ball)
+    core = erode_mm(mask, zooms, radius_mm)
     if not core.any():
         return fill_holes(largest_component(mask))
     core = largest_component(core)
-    return fill_holes(ndimage.binary_dilation(core, structure=ball) & mask)
+    return fill_holes(dilate_mm(core, zooms, radius_mm) & mask)
 
 
 def otsu_threshold(data: np.ndarray) -> float:

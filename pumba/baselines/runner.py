@@ -224,12 +224,14 @@ def run_method(
     stderr_path = home / "stderr.log"
     result: ChildResult | None = None
     try:
-        result = run_child(
-            argv, child_environment(home, threads), stderr_path, home / "report", timeout_s
-        )
-        error = _failure(result, timeout_s, stderr_path, mask_out, image)
-    except OSError as exc:
-        error = f"could not start {sys.executable}: {exc}"
+        try:
+            result = run_child(
+                argv, child_environment(home, threads), stderr_path, home / "report", timeout_s
+            )
+        except OSError as exc:
+            error = f"could not start {sys.executable}: {exc}"
+        else:
+            error = _failure(result, timeout_s, stderr_path, mask_out, image)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if error is not None:
@@ -242,14 +244,16 @@ def run_method(
         "mask": None if error is not None else str(mask_out),
         "status": "failed" if error is not None else "ok",
         "error": error,
-        "seconds": None if result is None else round(result.seconds, 3),
-        "peak_rss_mb": None
-        if result is None or result.peak_rss_mb is None
-        else round(result.peak_rss_mb, 1),
-        "returncode": None if result is None else result.returncode,
+        "seconds": _rounded(result and result.seconds, 3),
+        "peak_rss_mb": _rounded(result and result.peak_rss_mb, 1),
+        "returncode": result and result.returncode,
     }
     write_text_atomic(record_out, json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _failure(
@@ -263,6 +267,8 @@ def _failure(
     returncode = result.returncode
     if result.timed_out:
         return f"timed out after {timeout_s:g} s"
+    if returncode == -signal.SIGKILL:
+        return "crashed: killed by SIGKILL (out of memory?)"
     if returncode < 0:
         return f"crashed: killed by {_signal_name(-returncode)}"
     if returncode > 0:

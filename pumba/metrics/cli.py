@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     su.add_argument("--inputs", nargs="+", required=True, metavar="CSV", help="per-subject tables")
     su.add_argument("--out", required=True, metavar="CSV", help="summary table to write")
+    su.add_argument(
+        "--per-subject", metavar="CSV", help="also write the per-subject tables concatenated"
+    )
     su.set_defaults(func=_summarise)
 
 
@@ -48,6 +51,8 @@ def _summarise(args: argparse.Namespace) -> int:
     from pumba.io import write_text_atomic
     from pumba.metrics.tables import read_per_subject, summarise
 
-    table = summarise(read_per_subject(args.inputs))
-    write_text_atomic(args.out, table.to_csv(index=False))
+    per_subject = read_per_subject(args.inputs)
+    write_text_atomic(args.out, summarise(per_subject).to_csv(index=False))
+    if args.per_subject:
+        write_text_atomic(args.per_subject, per_subject.to_csv(index=False))
     return 0

@@ -127,7 +127,9 @@ class Trainer:
             torch.set_num_threads(int(threads))
         self.progress = progress
         self.synth = synth_config(cfg)
-        self.model = UNet3D(widths=cfg.widths, bottleneck=cfg.bottleneck).to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # the initial weights are a draw too
+            self.model = UNet3D(widths=cfg.widths, bottleneck=cfg.bottleneck).to(self.device)
         self.memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -249,13 +251,14 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
             loss.backward()
+            loss = loss.detach()
             self.optimizer.step()
             self.step += 1
             self.elapsed += time.perf_counter() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}", dice=f"{parts['dice_interior']:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{loss.item():.3f}", dice=f"{parts['dice_interior']:.3f}", refresh=False)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                self._log(float(loss), parts, lr)
+                self._log(loss.item(), parts, lr)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                 self.save_checkpoint()
             if self._stop_signal is not None:

@@ -74,7 +74,7 @@ def svf_displacement(
     )
     u = integrate_velocity(v, steps)
     u = nnf.interpolate(u, size=(size,) * 3, mode="trilinear", align_corners=True)
-    return u / to_norm
+    return u.mul_(1.0 / to_norm)
 
 
 def rotation_matrix(angles_deg: tuple[float, float, float]) -> torch.Tensor:
@@ -105,17 +105,20 @@ def sampling_grid(displacement: torch.Tensor, rotation: torch.Tensor) -> torch.T
     """
     size = displacement.shape[-1]
     t = identity_axes(size, displacement.device)
-    u = displacement * (2.0 / (size - 1))
-    p = (
-        u[:, 0] + t[:, None, None],
-        u[:, 1] + t[None, :, None],
-        u[:, 2] + t[None, None, :],
-    )
+    p = [displacement[:, a] * (2.0 / (size - 1)) for a in range(3)]
+    p[0].add_(t[:, None, None])
+    p[1].add_(t[None, :, None])
+    p[2].add_(t[None, None, :])
+    grid = displacement.new_empty((*p[0].shape, 3))
     r = rotation[:, :, :, None, None, None]
     # (R^T p)_i = sum_j R[j, i] p_j, written out elementwise so no batched matmul path can change
-    # a sample's rounding with the batch size.
-    q = [r[:, 0, i] * p[0] + r[:, 1, i] * p[1] + r[:, 2, i] * p[2] for i in (2, 1, 0)]
-    return torch.stack(q, dim=-1)
+    # a sample's rounding with the batch size; in place, since fresh memory is slow on CPU.
+    for k, i in enumerate((2, 1, 0)):
+        out = grid[..., k]
+        torch.mul(p[0], r[:, 0, i], out=out)
+        out.add_(p[1] * r[:, 1, i])
+        out.add_(p[2] * r[:, 2, i])
+    return grid
 
 
 def warp(volume: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:

@@ -25,7 +25,7 @@ def block_image(
     flat = blocks.reshape(blocks.shape[0], -1).long()
     mean = torch.gather(mu, 1, flat).view_as(noise)
     std = torch.gather(sigma, 1, flat).view_as(noise)
-    return (mean + std * noise).clamp_(0.0, 1.0)
+    return mean.add_(std.mul_(noise)).clamp_(0.0, 1.0)
 
 
 def zero_holes(image: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
