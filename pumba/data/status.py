@@ -27,6 +27,6 @@ def dataset_table(registry: Registry, status_files: list[str | Path]) -> pd.Data
             "dataset": ds.id, "species": ds.species, "modality": ds.modality, "pathology": ds.pathology,
             "source": ds.source_kind, "available": bool(status["available"]),
             "n_subjects": int(status["n_subjects"]), "reason": status.get("reason") or "",
-            "licence": ds.licence, "notes": " ".join(ds.notes),
+            "licence": ds.licence, "notes": "; ".join(ds.notes),
         })
     return pd.DataFrame(rows, columns=list(COLUMNS))

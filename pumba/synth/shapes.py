@@ -26,8 +26,8 @@ def _axes(window: Window, device: torch.device | str) -> list[torch.Tensor]:
 
 def _broadcast_sum(terms: list[torch.Tensor]) -> torch.Tensor:
     """Sum per-axis (B, L_a) terms into a (B, Lx, Ly, Lz) grid: two adds per voxel."""
-    total = terms[0][:, :, None, None] + terms[1][:, None, :, None]
-    return total.add_(terms[2][:, None, None, :])
+    # (x + y) is a small (B, Lx, Ly, 1) plane: only the final add allocates a full grid.
+    return terms[0][:, :, None, None] + terms[1][:, None, :, None] + terms[2][:, None, None, :]
 
 
 def full_window(size: int) -> Window:

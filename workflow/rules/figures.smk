@@ -5,7 +5,7 @@ rule figure_metric:
     output:
         report(
             "results/figures/{metric}.png",
-            caption="../report/{metric}.rst",
+            caption="../report/metric.rst",
             category="Accuracy",
             labels={"figure": "{metric}"},
         ),
