@@ -68,9 +68,7 @@ def load_volume(path: str | os.PathLike) -> Volume:
     except Exception as exc:  # nibabel raises many types for non-images
         raise InputError(f"{path}: not a readable NIfTI/MGZ image ({_short(exc)})") from None
     shape = img.shape
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    elif len(shape) == 5 and shape[3] == 1 and shape[4] == 1:
+    if (len(shape) == 4 and shape[3] == 1) or (len(shape) == 5 and shape[3] == 1 and shape[4] == 1):
         shape = shape[:3]
     if len(shape) == 4:
         raise InputError(

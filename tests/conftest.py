@@ -31,8 +31,16 @@ def tiny_model(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_model")
     cfg = TrainConfig.from_dict(
-        {"steps": 3, "input_size": 32, "pool_size": 2, "refresh_every": 2, "checkpoint_every": 2,
-         "log_every": 1, "warmup_steps": 0, "synth": {"size": 64}}
+        {
+            "steps": 3,
+            "input_size": 32,
+            "pool_size": 2,
+            "refresh_every": 2,
+            "checkpoint_every": 2,
+            "log_every": 1,
+            "warmup_steps": 0,
+            "synth": {"size": 64},
+        }
     )
     return Trainer(cfg, out, device="cpu", progress=False).run()
 

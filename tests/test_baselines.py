@@ -112,9 +112,7 @@ def test_runner_records_a_segfault_and_removes_the_partial_mask(tmp_path):
         "import os, signal, sys; open(sys.argv[2], 'w').write('partial'); "
         "os.kill(os.getpid(), signal.SIGSEGV)"
     )
-    record = run_method(
-        "segv", head, mask, tmp_path / "rec.json", methods=_python_method("segv", code)
-    )
+    record = run_method("segv", head, mask, tmp_path / "rec.json", methods=_python_method("segv", code))
     assert record["status"] == "failed" and record["mask"] is None
     assert record["returncode"] == -11 and "SIGSEGV" in record["error"]
     assert not mask.exists()
@@ -173,9 +171,7 @@ def test_runner_child_environment(tmp_path, monkeypatch):
         "('HOME', 'XDG_CACHE_HOME', 'OMP_NUM_THREADS')}, open(sys.argv[2] + '.env', 'w'))"
     )
     mask = tmp_path / "m.nii.gz"
-    run_method(
-        "env", head, mask, tmp_path / "r.json", threads=3, methods=_python_method("env", code)
-    )
+    run_method("env", head, mask, tmp_path / "r.json", threads=3, methods=_python_method("env", code))
     env = json.loads(Path(f"{mask}.env").read_text())
     assert env["OMP_NUM_THREADS"] == "3"
     assert env["HOME"] != str(home) and env["XDG_CACHE_HOME"] == env["HOME"]
@@ -218,9 +214,7 @@ def test_run_method_cli_exits_0_on_a_failed_method(tmp_path):
     rec = tmp_path / "r.json"
     missing, mask = str(tmp_path / "missing.nii.gz"), str(tmp_path / "m.nii.gz")
     argv = ["run-method", "--method", "otsu", "-i", missing, "-o", mask, "--record", str(rec)]
-    args = parser.parse_args(
-        [*argv, "--dataset", "d", "--subject", "s", "--threads", "1", "--timeout", "60"]
-    )
+    args = parser.parse_args([*argv, "--dataset", "d", "--subject", "s", "--threads", "1", "--timeout", "60"])
     assert args.func(args) == 0
     record = json.loads(rec.read_text())
     assert record["status"] == "failed" and "no such file" in record["error"]

@@ -88,10 +88,7 @@ def test_registry_loads_and_maps_github_files() -> None:
     assert isinstance(image, UrlFile)
     commit = "c44afe8a302672a92c0fcc4a3c333d6a40ba3d26"
     rel = "data/img_N3_intensity_normalized/mouse_t1_1_norm.nii"
-    assert (
-        image.url
-        == f"https://raw.githubusercontent.com/liu-yikang/SHERM-rodentSkullStrip/{commit}/{rel}"
-    )
+    assert image.url == f"https://raw.githubusercontent.com/liu-yikang/SHERM-rodentSkullStrip/{commit}/{rel}"
     assert image.mirror_path == f"liu-yikang/SHERM-rodentSkullStrip/{commit}/{rel}"
     assert reg.get("robex-atlas").subjects["atlas"].mask_threshold == 0.5
     assert reg.get("itk-kmeans").subjects["kmeans"].mask_threshold == 0.0
@@ -100,9 +97,7 @@ def test_registry_loads_and_maps_github_files() -> None:
 
 
 def test_workflow_schema_is_the_package_schema() -> None:
-    assert (REPO / "workflow/schemas/datasets.schema.yaml").samefile(
-        REPO / "pumba/data/datasets.schema.yaml"
-    )
+    assert (REPO / "workflow/schemas/datasets.schema.yaml").samefile(REPO / "pumba/data/datasets.schema.yaml")
 
 
 def test_fix_vocabulary_is_the_same_in_schema_and_code() -> None:
@@ -177,9 +172,7 @@ def test_duplicate_keys_and_broken_yaml_are_errors(tmp_path: Path) -> None:
     text = REGISTRY.read_text().replace("\n  colin27:\n", "\n  itk-kmeans:\n")
     dup = tmp_path / "dup.yaml"
     dup.write_text(text)
-    with pytest.raises(
-        InputError, match=r"dup\.yaml: invalid YAML line \d+: duplicate key 'itk-kmeans'"
-    ):
+    with pytest.raises(InputError, match=r"dup\.yaml: invalid YAML line \d+: duplicate key 'itk-kmeans'"):
         load_registry(dup)
     broken = tmp_path / "broken.yaml"
     broken.write_text("datasets: [\n")
@@ -267,9 +260,7 @@ def test_download_is_verified_and_failures_are_one_line(tmp_path: Path, local_se
     cache = tmp_path / "cache"
     got = fetch_file(UrlFile(f"{base}/f.bin", digest, "x/f.bin"), cache, timeout_s=10)
     assert got.read_bytes() == payload and got == cache / "x/f.bin"
-    with pytest.raises(
-        FetchError, match=f"{base}/g.bin: sha256 mismatch: expected {'1' * 64}, got {digest}"
-    ):
+    with pytest.raises(FetchError, match=f"{base}/g.bin: sha256 mismatch: expected {'1' * 64}, got {digest}"):
         (www / "g.bin").write_bytes(payload)
         fetch_file(UrlFile(f"{base}/g.bin", "1" * 64, "x/g.bin"), cache, timeout_s=10)
     with pytest.raises(FetchError, match="HTTP 404"):
@@ -383,9 +374,7 @@ def test_grid_mismatch_is_an_error_that_keeps_the_previous_result(tmp_path: Path
     raw = raw_registry()
     raw["datasets"]["sherm-mouse"]["fixes"] = []
     reg = load_registry(write_registry(raw, tmp_path / "nofix.yaml"))
-    with pytest.raises(
-        InputError, match=r"mouse_t1_1_mask\.nii: mask grid .* mask_affine_from_image"
-    ):
+    with pytest.raises(InputError, match=r"mouse_t1_1_mask\.nii: mask grid .* mask_affine_from_image"):
         prepare_dataset(reg, "sherm-mouse", out, cache, MIRROR, False)
     assert {p: p.read_bytes() for p in files_under(out)} == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
@@ -456,9 +445,7 @@ def test_url_dataset_without_mirror_or_download_is_unavailable_and_replaces_old_
         ]
     )
     assert rc == 0
-    _assert_unavailable(
-        out, "yerkes19-macaque", r"MacaqueYerkes19_T1w_1\.0mm\.nii\.gz: not in the cache"
-    )
+    _assert_unavailable(out, "yerkes19-macaque", r"MacaqueYerkes19_T1w_1\.0mm\.nii\.gz: not in the cache")
     assert files_under(tmp_path / "cache") == []
 
 
@@ -469,9 +456,7 @@ def test_checksum_mismatch_makes_dataset_unavailable(tmp_path: Path) -> None:
     image_spec = _mirror_spec("yerkes19-macaque", "image")
     (bad_mirror / image_spec.mirror_path).symlink_to(MIRROR / image_spec.mirror_path)
     out, cache = tmp_path / "out", tmp_path / "cache"
-    status = prepare_dataset(
-        load_registry(REGISTRY), "yerkes19-macaque", out, cache, bad_mirror, False
-    )
+    status = prepare_dataset(load_registry(REGISTRY), "yerkes19-macaque", out, cache, bad_mirror, False)
     assert not status.available
     _assert_unavailable(out, "yerkes19-macaque", f"sha256 mismatch: expected {spec.sha256}")
     # the good image was cached, the corrupt mask was not

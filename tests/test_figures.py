@@ -320,9 +320,7 @@ def test_montage_outlines_follow_voxel_edges(tmp_path):
     reference = write_nifti(tmp_path / "r.nii.gz", ref, affine)
     coronal = montage_figure(image, {}, reference).axes[1]
     (outline,) = [
-        c
-        for c in coronal.collections
-        if np.allclose(c.get_edgecolor()[0], to_rgba(REFERENCE_COLOR))
+        c for c in coronal.collections if np.allclose(c.get_edgecolor()[0], to_rgba(REFERENCE_COLOR))
     ]
     vertices = np.concatenate([p.vertices for p in outline.get_paths()])
     assert vertices[:, 0].min() == pytest.approx((5 - 3) * 0.5, abs=1e-6)
@@ -333,9 +331,7 @@ def test_montage_outlines_follow_voxel_edges(tmp_path):
 
 def test_overlay_montage_writes_png(mouse_like):
     out = mouse_like["dir"] / "montage.png"
-    overlay_montage(
-        mouse_like["image"], {"good": mouse_like["good"]}, mouse_like["reference"], out, "t"
-    )
+    overlay_montage(mouse_like["image"], {"good": mouse_like["good"]}, mouse_like["reference"], out, "t")
     width, height = png_size(out)
     assert 1000 < width < 2500 and 400 < height < 1500
     assert out.stat().st_size > 20_000

@@ -1,4 +1,4 @@
-"""Inference: normalisation, geometry modes and their inverse, post-processing, and `pumba strip` end to end."""
+"""Inference: normalisation, geometry modes and their inverse, post-processing, `pumba strip` end to end."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import hashlib
 import nibabel as nib
 import numpy as np
 import pytest
-
 from conftest import head_phantom
+
 from pumba.cli import main
 from pumba.infer.postprocess import largest_component, postprocess
 from pumba.infer.preprocess import choose_mode, normalise, plan_geometry, to_grid, to_input
@@ -26,8 +26,10 @@ def test_normalise_percentiles_nan_and_errors():
     data[0, 0, 0] = np.nan
     out = normalise(data)
     assert out.min() == 0.0 and out.max() == 1.0 and out[0, 0, 0] == 0.0
-    assert np.isclose(out[5, 0, 0], (500 - np.nanpercentile(data, 1)) / np.ptp(np.nanpercentile(data, [1, 99])))
-    with pytest.raises(InputError, match="x.nii: image is all zero"):
+    assert np.isclose(
+        out[5, 0, 0], (500 - np.nanpercentile(data, 1)) / np.ptp(np.nanpercentile(data, [1, 99]))
+    )
+    with pytest.raises(InputError, match=r"x\.nii: image is all zero"):
         normalise(np.zeros((4, 4, 4)), "x.nii")
     with pytest.raises(InputError, match="constant"):
         normalise(np.full((4, 4, 4), 7.0), "x.nii")
@@ -108,8 +110,25 @@ def test_strip_writes_mask_on_the_input_grid_and_leaves_the_input_alone(tmp_path
     image, _ = itk_head
     before = _sha(image)
     mask, out = tmp_path / "mask.nii.gz", tmp_path / "stripped.nii.gz"
-    assert main(["strip", "-i", str(image), "-m", str(mask), "-o", str(out), "--model", str(tiny_model),
-                 "--device", "cpu", "-q"]) == 0
+    assert (
+        main(
+            [
+                "strip",
+                "-i",
+                str(image),
+                "-m",
+                str(mask),
+                "-o",
+                str(out),
+                "--model",
+                str(tiny_model),
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
     ref = nib.load(image)
     got = nib.load(mask)
     assert got.shape == ref.shape and np.allclose(got.affine, ref.affine)
@@ -133,18 +152,54 @@ def test_strip_accepts_mgz_and_a_4d_singleton(tmp_path, tiny_model):
 
 def test_strip_bad_inputs_are_one_line_errors(tmp_path, tiny_model, capsys):
     missing = tmp_path / "nope.nii.gz"
-    assert main(["strip", "-i", str(missing), "-m", str(tmp_path / "m.nii.gz"), "--model",
-                 str(tiny_model)]) == 2
+    assert (
+        main(
+            [
+                "strip",
+                "-i",
+                str(missing),
+                "-m",
+                str(tmp_path / "m.nii.gz"),
+                "--model",
+                str(tiny_model),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope.nii.gz: no such file" in err
     empty = tmp_path / "zeros.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((20, 20, 20), np.float32), np.eye(4)), empty)
-    assert main(["strip", "-i", str(empty), "-m", str(tmp_path / "m.nii.gz"), "--model",
-                 str(tiny_model)]) == 2
+    assert (
+        main(
+            [
+                "strip",
+                "-i",
+                str(empty),
+                "-m",
+                str(tmp_path / "m.nii.gz"),
+                "--model",
+                str(tiny_model),
+            ]
+        )
+        == 2
+    )
     assert "zeros.nii.gz: image is all zero" in capsys.readouterr().err
     assert not (tmp_path / "m.nii.gz").exists()
     multi = tmp_path / "multi.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((8, 8, 8, 3), np.float32), np.eye(4)), multi)
-    assert main(["strip", "-i", str(multi), "-m", str(tmp_path / "m.nii.gz"), "--model",
-                 str(tiny_model)]) == 2
+    assert (
+        main(
+            [
+                "strip",
+                "-i",
+                str(multi),
+                "-m",
+                str(tmp_path / "m.nii.gz"),
+                "--model",
+                str(tiny_model),
+            ]
+        )
+        == 2
+    )
     assert "4-D image with 3 frames" in capsys.readouterr().err

@@ -132,9 +132,7 @@ def test_hd95_agrees_with_monai(seed: int):
 
 
 def _write_mask(path, mask: np.ndarray, affine: np.ndarray | None = None) -> str:
-    save_array(
-        mask.astype(np.uint8), np.diag([2.0, 2.0, 3.0, 1.0]) if affine is None else affine, path
-    )
+    save_array(mask.astype(np.uint8), np.diag([2.0, 2.0, 3.0, 1.0]) if affine is None else affine, path)
     return str(path)
 
 
@@ -233,10 +231,7 @@ def test_evaluate_and_summarise_cli(tmp_path):
         record("r3", "001", "failed", None, "crashed: killed by SIGSEGV"),
     ]
     out = tmp_path / "per_subject.csv"
-    assert (
-        _cli(["evaluate", "--records", *records, "--manifest", str(manifest), "--out", str(out)])
-        == 0
-    )
+    assert _cli(["evaluate", "--records", *records, "--manifest", str(manifest), "--out", str(out)]) == 0
     table = pd.read_csv(out, dtype={"subject": str})
     assert list(table.columns) == list(PER_SUBJECT_COLUMNS)
     r1, r2, r3 = (table.iloc[i] for i in range(3))

@@ -14,8 +14,16 @@ from pumba.model.loss import pumba_loss, soft_dice
 from pumba.model.train import Trainer, learning_rate
 from pumba.model.unet import UNet3D, count_parameters
 
-TINY = {"steps": 4, "input_size": 32, "pool_size": 2, "refresh_every": 2, "checkpoint_every": 2,
-        "log_every": 1, "warmup_steps": 0, "synth": {"size": 64}}
+TINY = {
+    "steps": 4,
+    "input_size": 32,
+    "pool_size": 2,
+    "refresh_every": 2,
+    "checkpoint_every": 2,
+    "log_every": 1,
+    "warmup_steps": 0,
+    "synth": {"size": 64},
+}
 
 
 def test_unet_has_the_method_parameter_count():
@@ -79,11 +87,11 @@ def test_model_file_round_trip_in_half_precision(tmp_path):
 def test_corrupt_and_foreign_model_files_are_clear_errors(tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x80\x02not a checkpoint")
-    with pytest.raises(InputError, match="corrupt.pt: not a readable"):
+    with pytest.raises(InputError, match=r"corrupt\.pt: not a readable"):
         load_model(corrupt)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": 1}, foreign)
-    with pytest.raises(InputError, match="foreign.pt: not a pumba-checkpoint file"):
+    with pytest.raises(InputError, match=r"foreign\.pt: not a pumba-checkpoint file"):
         load_model(foreign)
 
 
@@ -117,7 +125,7 @@ def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     Trainer(TrainConfig.from_dict({**TINY, "steps": 1}), tmp_path, progress=False).run()
     other = TrainConfig.from_dict({**TINY, "lr": 0.5})
-    with pytest.raises(InputError, match="different config.*lr"):
+    with pytest.raises(InputError, match=r"different config.*lr"):
         Trainer(other, tmp_path, progress=False).run(resume=True)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
 
@@ -134,9 +142,21 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path):
     cfg_path.write_text(yaml.safe_dump({**TINY, "steps": 500, "checkpoint_every": 1000}))
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pumba", "train", "--config", str(cfg_path), "--out", str(out),
-         "--device", "cpu", "--no-progress"],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pumba",
+            "train",
+            "--config",
+            str(cfg_path),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     log = out / "train_log.csv"
     deadline = time.time() + 120

@@ -112,9 +112,7 @@ def test_anatomy_tissue_fractions_and_background_statistics() -> None:
     image = intensity.block_image(blocks, mu, sigma, noise)
     assert image.min() >= 0 and image.max() <= 1
     bg = image[blocks < n3]
-    expected = 0.1 * (0.5 * (1 + math.erf(1 / math.sqrt(2)))) + 0.1 * math.exp(-0.5) / math.sqrt(
-        2 * math.pi
-    )
+    expected = 0.1 * (0.5 * (1 + math.erf(1 / math.sqrt(2)))) + 0.1 * math.exp(-0.5) / math.sqrt(2 * math.pi)
     assert abs(bg.mean().item() - expected) < 0.002
     assert (bg == 0).float().mean().item() == pytest.approx(0.1587, abs=0.005)  # P(N < 0)
 
@@ -228,9 +226,7 @@ def test_make_target_on_a_hand_made_cube() -> None:
     # (6-connectivity: no edge or corner neighbours).
     boundary = target == 2
     assert boundary.sum() == 56 + 96
-    assert (
-        boundary[3, 5, 5] and boundary[4, 4, 4] and not boundary[3, 3, 5] and not boundary[3, 3, 3]
-    )
+    assert boundary[3, 5, 5] and boundary[4, 4, 4] and not boundary[3, 3, 5] and not boundary[3, 3, 3]
     # A partition: mask = interior + inner boundary; background never touches the mask.
     assert torch.equal(mask[0].bool(), (target == 1) | (boundary & mask[0].bool()))
     assert not ((target == 0) & mask[0].bool()).any()
@@ -322,9 +318,7 @@ def test_generate_cli_writes_identical_files(tmp_path) -> None:
     assert main([*args, "--out", str(tmp_path / "a"), "--batch", "2"]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--batch", "3"]) == 0
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == [
-        f"synth_{i:04d}_{kind}.nii.gz" for i in range(3) for kind in ("image", "label")
-    ]
+    assert names == [f"synth_{i:04d}_{kind}.nii.gz" for i in range(3) for kind in ("image", "label")]
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     image = nib.load(tmp_path / "a" / "synth_0001_image.nii.gz")
@@ -342,9 +336,6 @@ def test_generate_cli_writes_identical_files(tmp_path) -> None:
 def test_generate_cli_reports_user_errors(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("sizee: 32\n")
-    assert (
-        main(["generate", "--n", "1", "--seed", "0", "--out", str(tmp_path), "--config", str(bad)])
-        == 2
-    )
+    assert main(["generate", "--n", "1", "--seed", "0", "--out", str(tmp_path), "--config", str(bad)]) == 2
     assert "sizee" in capsys.readouterr().err
     assert main(["generate", "--n", "0", "--seed", "0", "--out", str(tmp_path)]) == 2

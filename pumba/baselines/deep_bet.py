@@ -25,9 +25,7 @@ def deepbet_mask(volume: Volume) -> np.ndarray:
     _, mask_image, _ = BrainExtraction(no_gpu=True).run(image)
     mask = np.asarray(mask_image.dataobj) > 0
     if mask.shape != volume.data.shape:
-        raise RuntimeError(
-            f"deepbet returned a mask of shape {mask.shape}, not {volume.data.shape}"
-        )
+        raise RuntimeError(f"deepbet returned a mask of shape {mask.shape}, not {volume.data.shape}")
     return mask
 
 

@@ -37,9 +37,7 @@ def normalise(data: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def intensity_classes(
-    values: np.ndarray, seed: int, n_components: int = N_COMPONENTS
-) -> np.ndarray:
+def intensity_classes(values: np.ndarray, seed: int, n_components: int = N_COMPONENTS) -> np.ndarray:
     """Class of each value, 0 (darkest mean) .. n_components - 1 (brightest), by a fitted GMM.
 
     The mixture is fitted on at most MAX_FIT_VOXELS values drawn with ``seed``, then applied to all.
@@ -87,9 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pumba.baselines.gmm -i IMAGE -o MASK [--seed N]``."""
     from pumba.baselines.methods import baseline_main
 
-    return baseline_main(
-        "gmm", lambda vol, seed: gmm_mask(vol.data, vol.zooms, seed=seed), argv, seeded=True
-    )
+    return baseline_main("gmm", lambda vol, seed: gmm_mask(vol.data, vol.zooms, seed=seed), argv, seeded=True)
 
 
 if __name__ == "__main__":

@@ -74,9 +74,7 @@ def otsu_threshold(data: np.ndarray) -> float:
     return float(threshold_otsu(values))
 
 
-def otsu_mask(
-    data: np.ndarray, zooms: Sequence[float], erosion_mm: float = EROSION_MM
-) -> np.ndarray:
+def otsu_mask(data: np.ndarray, zooms: Sequence[float], erosion_mm: float = EROSION_MM) -> np.ndarray:
     """Brain mask of a head image by Otsu thresholding and morphology (see the module docstring).
 
     Args:
@@ -96,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pumba.baselines.otsu -i IMAGE -o MASK``."""
     from pumba.baselines.methods import baseline_main
 
-    return baseline_main(
-        "otsu", lambda vol, _seed: otsu_mask(vol.data, vol.zooms), argv, seeded=False
-    )
+    return baseline_main("otsu", lambda vol, _seed: otsu_mask(vol.data, vol.zooms), argv, seeded=False)
 
 
 if __name__ == "__main__":

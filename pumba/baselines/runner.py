@@ -148,9 +148,7 @@ def run_child(
         return ChildResult(proc.returncode, seconds, None, timed_out)
     status, maxrss, child_seconds = report_path.read_text().split()
     peak_mb = int(maxrss) / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return ChildResult(
-        os.waitstatus_to_exitcode(int(status)), float(child_seconds), peak_mb, timed_out
-    )
+    return ChildResult(os.waitstatus_to_exitcode(int(status)), float(child_seconds), peak_mb, timed_out)
 
 
 def _check_mask(mask_out: Path, image: Path) -> str | None:

@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_prep.set_defaults(func=run_prepare)
 
     p_table = data_sub.add_parser(
-        "table", help="CSV of requested datasets: available or not, and why (from status.json files)"
+        "table",
+        help="CSV of requested datasets: available or not, and why (from status.json files)",
     )
     _add_registry(p_table)
     p_table.add_argument("--status", nargs="+", required=True, help="status.json files of prepare")
@@ -61,9 +62,7 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sources(parser: argparse.ArgumentParser, download: bool) -> None:
-    parser.add_argument(
-        "--cache", default=DEFAULT_CACHE, help=f"download cache (default: {DEFAULT_CACHE})"
-    )
+    parser.add_argument("--cache", default=DEFAULT_CACHE, help=f"download cache (default: {DEFAULT_CACHE})")
     parser.add_argument(
         "--mirror", default=None, help="local mirror laid out as <owner>/<repo>/<commit>/<path>"
     )

@@ -95,8 +95,7 @@ def _package_file(spec: PackageFile) -> Path:
         found = None
     if found is None:
         raise FetchError(
-            f"{spec.name}: Python package '{spec.python_package}' is not installed "
-            f"(install: {spec.install})"
+            f"{spec.name}: Python package '{spec.python_package}' is not installed (install: {spec.install})"
         )
     locations = list(found.submodule_search_locations or ())
     for location in locations:
@@ -139,9 +138,7 @@ def _url_file(
     return target
 
 
-def _store_verified(
-    stream: BinaryIO, origin: str, spec: UrlFile, cache_dir: Path, target: Path
-) -> None:
+def _store_verified(stream: BinaryIO, origin: str, spec: UrlFile, cache_dir: Path, target: Path) -> None:
     """Copy ``stream`` to ``target`` through a temporary file, renaming only if the sha256 matches.
 
     The temporary file lies in ``cache_dir`` itself so that target's sub-directories are created

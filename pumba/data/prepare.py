@@ -63,9 +63,7 @@ def _mask_affine_from_image(image: Volume, mask: Volume) -> tuple[Volume, Volume
             f"{mask.path}: fix mask_affine_from_image needs the image's shape "
             f"{image.data.shape}, mask has {mask.data.shape}"
         )
-    return image, Volume(
-        data=mask.data, affine=image.affine.copy(), image=mask.image, path=mask.path
-    )
+    return image, Volume(data=mask.data, affine=image.affine.copy(), image=mask.image, path=mask.path)
 
 
 Fix = Callable[[Volume, Volume], tuple[Volume, Volume]]
@@ -200,9 +198,7 @@ def _manifest_row(dataset: Dataset, subj_id: str, subject_dir: Path) -> dict[str
 
 def _manifest_text(rows: list[dict[str, str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=MANIFEST_COLUMNS, delimiter="\t", lineterminator="\n"
-    )
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, delimiter="\t", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

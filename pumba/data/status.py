@@ -10,8 +10,18 @@ import pandas as pd
 from pumba.data.registry import Registry
 from pumba.io import InputError
 
-COLUMNS = ("dataset", "species", "modality", "pathology", "source", "available", "n_subjects", "reason",
-           "licence", "notes")
+COLUMNS = (
+    "dataset",
+    "species",
+    "modality",
+    "pathology",
+    "source",
+    "available",
+    "n_subjects",
+    "reason",
+    "licence",
+    "notes",
+)
 
 
 def dataset_table(registry: Registry, status_files: list[str | Path]) -> pd.DataFrame:
@@ -23,10 +33,18 @@ def dataset_table(registry: Registry, status_files: list[str | Path]) -> pd.Data
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: unreadable dataset status ({exc})") from None
         ds = registry.get(status["dataset"])
-        rows.append({
-            "dataset": ds.id, "species": ds.species, "modality": ds.modality, "pathology": ds.pathology,
-            "source": ds.source_kind, "available": bool(status["available"]),
-            "n_subjects": int(status["n_subjects"]), "reason": status.get("reason") or "",
-            "licence": ds.licence, "notes": "; ".join(ds.notes),
-        })
+        rows.append(
+            {
+                "dataset": ds.id,
+                "species": ds.species,
+                "modality": ds.modality,
+                "pathology": ds.pathology,
+                "source": ds.source_kind,
+                "available": bool(status["available"]),
+                "n_subjects": int(status["n_subjects"]),
+                "reason": status.get("reason") or "",
+                "licence": ds.licence,
+                "notes": "; ".join(ds.notes),
+            }
+        )
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -20,9 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics = kinds.add_parser(
         "metrics", help="box/strip plot of a metric by dataset and method from a per-subject table"
     )
-    metrics.add_argument(
-        "--table", type=Path, required=True, help="per-subject CSV (pumba evaluate)"
-    )
+    metrics.add_argument("--table", type=Path, required=True, help="per-subject CSV (pumba evaluate)")
     metrics.add_argument(
         "--metric",
         default="dice",
@@ -32,12 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics.add_argument("--out", type=Path, required=True, help="output figure (.png)")
     metrics.set_defaults(func=_metrics)
 
-    training = kinds.add_parser(
-        "training", help="loss and synthetic Dice vs step from a training log"
-    )
-    training.add_argument(
-        "--log", type=Path, required=True, help="training CSV log (train_log.csv)"
-    )
+    training = kinds.add_parser("training", help="loss and synthetic Dice vs step from a training log")
+    training.add_argument("--log", type=Path, required=True, help="training CSV log (train_log.csv)")
     training.add_argument("--out", type=Path, required=True, help="output figure (.png)")
     training.set_defaults(func=_training)
 
@@ -59,9 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="draw a mask PATH that does not exist as a failed run (a recorded failure left no mask)",
     )
     montage.add_argument("--out", type=Path, required=True, help="output figure (.png)")
-    montage.add_argument(
-        "--title", default=None, help="figure title (default: the image file name)"
-    )
+    montage.add_argument("--title", default=None, help="figure title (default: the image file name)")
     montage.set_defaults(func=_montage)
 
     gallery = kinds.add_parser("gallery", help="mid slices of synthetic samples with their labels")
@@ -69,9 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dir", type=Path, required=True, help="generator output (synth_NNNN_{image,label}.nii.gz)"
     )
     gallery.add_argument("--out", type=Path, required=True, help="output figure (.png)")
-    gallery.add_argument(
-        "--n", type=int, default=6, help="number of samples, the first by name (6)"
-    )
+    gallery.add_argument("--n", type=int, default=6, help="number of samples, the first by name (6)")
     gallery.set_defaults(func=_gallery)
 
 

@@ -111,9 +111,7 @@ def gallery_figure(pairs: list[tuple[Path, Path]]) -> Figure:
         Patch(facecolor=to_rgba(color, alpha), edgecolor=color, label=f"{value}: {name}")
         for value, (color, alpha, name) in CLASS_COLORS.items()
     ]
-    fig.legend(
-        handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9
-    )
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
     fig.suptitle(
         "Synthetic training samples: mid slices, label overlaid\n"
         "sagittal: anterior on the left; coronal and axial: subject's left on the left",

@@ -103,9 +103,7 @@ def centre_of_mass(mask: np.ndarray) -> tuple[int, int, int]:
     return tuple(round(c) for c in idx.mean(axis=0))
 
 
-def extent_mm(
-    view: View, shape: tuple[int, ...], zooms: np.ndarray
-) -> tuple[float, float, float, float]:
+def extent_mm(view: View, shape: tuple[int, ...], zooms: np.ndarray) -> tuple[float, float, float, float]:
     """The panel's data (left, right, bottom, top) in mm from the grid corner, at voxel edges.
 
     Horizontal coordinates always increase with the array index; a flipped view reverses the x
@@ -165,9 +163,7 @@ def scale_length(width_mm: float) -> float:
     """A round length in mm (1, 2 or 5 times a power of ten) of at most a fifth of ``width_mm``."""
     target = width_mm / 5
     exponent = math.floor(math.log10(target))
-    return max(
-        c * 10.0**e for e in (exponent - 1, exponent) for c in (1, 2, 5) if c * 10.0**e <= target
-    )
+    return max(c * 10.0**e for e in (exponent - 1, exponent) for c in (1, 2, 5) if c * 10.0**e <= target)
 
 
 def _scale_bar(ax: Axes, length: float, width_mm: float, height_mm: float) -> None:
@@ -289,9 +285,7 @@ def montage_figure(
         _draw_contour(ax, _plane(ref_ras, view, centre[view.axis]), dh, dv, REFERENCE_COLOR, 2.6, 2)
         for name, mask in ras_masks.items():
             if mask is not None:
-                _draw_contour(
-                    ax, _plane(mask, view, centre[view.axis]), dh, dv, colors[name], 1.3, 3
-                )
+                _draw_contour(ax, _plane(mask, view, centre[view.axis]), dh, dv, colors[name], 1.3, 3)
         ax.set_xlim((w, 0.0) if view.flip_h else (0.0, w))
         ax.set_ylim(0.0, h)
         ax.set_aspect("equal")
@@ -327,9 +321,7 @@ def montage_figure(
         else:
             score = _dice(loaded[name], ref)
             handles.append(
-                Line2D(
-                    [], [], color=colors[name], linewidth=1.8, label=f"{name} (Dice {score:.3f})"
-                )
+                Line2D([], [], color=colors[name], linewidth=1.8, label=f"{name} (Dice {score:.3f})")
             )
     fig.legend(
         handles=handles,

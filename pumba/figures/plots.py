@@ -230,17 +230,13 @@ def metric_figure(per_subject: pd.DataFrame, metric: str, *, seed: int = 0) -> F
     # keep value ticks clear of the 'failed' label
     gap = 0.04 * span
     data_lo, data_hi = (sep + gap, hi) if spec.worse == "low" else (lo, sep - gap)
-    ticks = [
-        t for t in MaxNLocator(nbins=6).tick_values(data_lo, data_hi) if data_lo <= t <= data_hi
-    ]
+    ticks = [t for t in MaxNLocator(nbins=6).tick_values(data_lo, data_hi) if data_lo <= t <= data_hi]
     ax.set_yticks([*ticks, band], [*(f"{t:g}" for t in ticks), "failed"])
 
     species = table.groupby("dataset", sort=False)["species"].agg(
         lambda s: "/".join(str(v) for v in dict.fromkeys(s.dropna()))
     )
-    subjects = (
-        table.groupby("dataset", sort=False)["subject"].nunique() if "subject" in table else None
-    )
+    subjects = table.groupby("dataset", sort=False)["subject"].nunique() if "subject" in table else None
     labels = []
     for d in datasets:
         parts = [d]

@@ -30,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     p.add_argument(
-        "--postprocess", default="tight", choices=POSTPROCESS, help="mask reconstruction (default: tight)"
+        "--postprocess",
+        default="tight",
+        choices=POSTPROCESS,
+        help="mask reconstruction (default: tight)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -43,10 +46,21 @@ def _strip(args: argparse.Namespace) -> int:
     from pumba import CITATION
     from pumba.infer.strip import strip
 
-    result = strip(args.image, args.mask, args.out, args.model, args.mode, args.device, args.postprocess,
-                   args.threads)
+    result = strip(
+        args.image,
+        args.mask,
+        args.out,
+        args.model,
+        args.mode,
+        args.device,
+        args.postprocess,
+        args.threads,
+    )
     if not args.quiet:
-        print(f"pumba strip: {args.image}: mode {result.mode}, brain {result.brain_ml:.1f} ml, "
-              f"{result.seconds:.1f} s", file=sys.stderr)
+        print(
+            f"pumba strip: {args.image}: mode {result.mode}, brain {result.brain_ml:.1f} ml, "
+            f"{result.seconds:.1f} s",
+            file=sys.stderr,
+        )
         print(f"If you use this in your work, please cite: {CITATION}", file=sys.stderr)
     return 0

@@ -1,9 +1,11 @@
 """Intensity normalisation and the two geometry modes that bring a scan onto the network's grid.
 
 ``transform`` (human-sized heads): resample in world space to ``fov_mm / size`` mm isotropic voxels on a
-``size^3`` grid aligned with the world (RAS) axes and centred on the head, the geometry of the synthetic world.
+``size^3`` grid aligned with the world (RAS) axes and centred on the head:
+the geometry of the synthetic world.
 ``resize`` (animals, whose brains are millimetres wide): stretch the whole field of view, axis by axis, to
-``size^3``. ``auto`` picks ``resize`` when the largest extent of the field of view is below ``RESIZE_BELOW_MM``.
+``size^3``. ``auto`` picks ``resize`` when the largest extent of the field of view is below
+``RESIZE_BELOW_MM``.
 
 Both give a 4x4 matrix ``grid_to_input`` that maps network-grid voxel indices to input voxel indices, used to
 go there (resampling the image) and back (resampling the prediction onto the input's grid).
@@ -124,6 +126,10 @@ def to_input(grid_values: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Resample a float map on the network grid back onto the input's grid (trilinear), float32."""
     inv = np.linalg.inv(geometry.grid_to_input)
     return ndimage.affine_transform(
-        grid_values.astype(np.float32), inv[:3, :3], offset=inv[:3, 3],
-        output_shape=geometry.input_shape, order=1, cval=0.0,
+        grid_values.astype(np.float32),
+        inv[:3, :3],
+        offset=inv[:3, 3],
+        output_shape=geometry.input_shape,
+        order=1,
+        cval=0.0,
     )

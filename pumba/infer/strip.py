@@ -38,8 +38,14 @@ class StripResult:
     seconds: float
 
 
-def brain_mask(volume: Volume, model, info: dict, mode: str = "auto", postprocessing: str = "tight",
-               device: torch.device | str = "cpu") -> tuple[np.ndarray, str]:
+def brain_mask(
+    volume: Volume,
+    model,
+    info: dict,
+    mode: str = "auto",
+    postprocessing: str = "tight",
+    device: torch.device | str = "cpu",
+) -> tuple[np.ndarray, str]:
     """Boolean brain mask on ``volume``'s grid and the geometry mode used."""
     image = normalise(volume.data, volume.path)
     resolved = choose_mode(volume, mode)

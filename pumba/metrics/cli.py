@@ -32,9 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     su.add_argument("--inputs", nargs="+", required=True, metavar="CSV", help="per-subject tables")
     su.add_argument("--out", required=True, metavar="CSV", help="summary table to write")
-    su.add_argument(
-        "--per-subject", metavar="CSV", help="also write the per-subject tables concatenated"
-    )
+    su.add_argument("--per-subject", metavar="CSV", help="also write the per-subject tables concatenated")
     su.set_defaults(func=_summarise)
 
 

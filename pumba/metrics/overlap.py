@@ -64,9 +64,7 @@ def volume_ml(mask: np.ndarray, voxel_volume_mm3: float) -> float:
     return int(np.count_nonzero(mask)) * float(voxel_volume_mm3) / 1000.0
 
 
-def volume_difference(
-    pred: np.ndarray, ref: np.ndarray, voxel_volume_mm3: float
-) -> tuple[float, float]:
+def volume_difference(pred: np.ndarray, ref: np.ndarray, voxel_volume_mm3: float) -> tuple[float, float]:
     """Signed volume difference prediction - reference.
 
     Returns:

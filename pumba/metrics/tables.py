@@ -122,9 +122,7 @@ def read_record(path: str | os.PathLike) -> dict:
     if missing:
         raise InputError(f"{path}: run record lacks {', '.join(missing)}")
     if record["status"] not in ("ok", "failed"):
-        raise InputError(
-            f"{path}: run record status must be 'ok' or 'failed', not {record['status']!r}"
-        )
+        raise InputError(f"{path}: run record status must be 'ok' or 'failed', not {record['status']!r}")
     return record
 
 

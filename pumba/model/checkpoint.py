@@ -23,7 +23,9 @@ def save_model(
     model: UNet3D, path: str | Path, input_size: int, fov_mm: float, meta: dict, half: bool = False
 ) -> None:
     """Write a model file atomically; ``half`` stores the weights as float16."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()
+    }
     payload = {
         "format": MODEL_FORMAT,
         "version": VERSION,

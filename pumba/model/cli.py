@@ -15,9 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", required=True, help="training config (YAML of TrainConfig fields)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument(
-        "--resume", action="store_true", help="continue from OUT/checkpoint.pt when it exists"
-    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt when it exists")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -25,19 +23,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import signal
     import sys
 
     from pumba.model.config import TrainConfig
-    from pumba.model.train import Interrupted, Trainer
+    from pumba.model.train import Trainer, TrainingInterruptedError
 
     cfg = TrainConfig.from_yaml(args.config)
-    trainer = Trainer(cfg, args.out, device=args.device, threads=args.threads,
-                      progress=not args.no_progress)
+    trainer = Trainer(cfg, args.out, device=args.device, threads=args.threads, progress=not args.no_progress)
     try:
         path = trainer.run(resume=args.resume)
-    except Interrupted as exc:
+    except TrainingInterruptedError as exc:
         print(f"pumba train: {exc}", file=sys.stderr)
-        return 128 + int(trainer._stop_signal or signal.SIGTERM)
-    print(f"pumba train: wrote {path} after {trainer.step} steps ({trainer.elapsed:.0f} s)", file=sys.stderr)
+        return 128 + exc.signum
+    print(
+        f"pumba train: wrote {path} after {trainer.step} steps ({trainer.elapsed:.0f} s)",
+        file=sys.stderr,
+    )
     return 0

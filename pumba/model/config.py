@@ -26,8 +26,8 @@ class TrainConfig:
         warmup_steps: linear warm-up from 0 to ``lr``.
         input_size: the network's input grid (cubic). Synthetic heads are generated at ``synth.size`` and
             average-pooled by ``synth.size // input_size``, so the field of view stays ``fov_mm``.
-        fov_mm: field of view of the synthetic world in mm (the method's 128 voxels of 2 mm = 256 mm); inference
-            in ``transform`` mode resamples real heads to ``fov_mm / input_size`` mm voxels.
+        fov_mm: field of view of the synthetic world in mm (the method's 128 voxels of 2 mm = 256 mm);
+            inference in ``transform`` mode resamples real heads to ``fov_mm / input_size`` mm voxels.
         widths: encoder widths of the U-Net; bottleneck: its bottleneck width.
         pool_size: synthetic volumes held in memory; one is replaced every ``refresh_every`` steps
             (0 = generate every batch afresh, on the fly).
@@ -111,9 +111,7 @@ class TrainConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"'lr_schedule' must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.input_size % 2 ** len(self.widths):
-            raise ValueError(
-                f"'input_size' {self.input_size} must be a multiple of {2 ** len(self.widths)}"
-            )
+            raise ValueError(f"'input_size' {self.input_size} must be a multiple of {2 ** len(self.widths)}")
         size = int(self.synth.get("size", 128))
         if size % self.input_size:
             raise ValueError(f"synth size {size} must be a multiple of 'input_size' {self.input_size}")

@@ -32,11 +32,23 @@ from pumba.model.loss import pumba_loss
 from pumba.model.unet import UNet3D
 from pumba.synth import SynthConfig, augment, generate, make_target, sample_seed
 
-LOG_COLUMNS = ("step", "seconds", "loss", "dice_interior", "dice_boundary", "lr", "samples_generated")
+LOG_COLUMNS = (
+    "step",
+    "seconds",
+    "loss",
+    "dice_interior",
+    "dice_boundary",
+    "lr",
+    "samples_generated",
+)
 
 
-class Interrupted(Exception):
-    """Raised after SIGTERM/SIGINT once the checkpoint has been written."""
+class TrainingInterruptedError(Exception):
+    """Raised after SIGTERM/SIGINT once the checkpoint has been written; ``signum`` is the signal."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        super().__init__(f"stopped by signal {signum} at step {step}; checkpoint saved")
+        self.signum = signum
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -116,10 +128,16 @@ class SyntheticPool:
 
 
 class Trainer:
-    """One training run writing to ``out_dir``; ``run()`` trains to ``cfg.steps`` and returns the model path."""
+    """One training run writing to ``out_dir``; ``run()`` trains to ``cfg.steps``, returns the model path."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "cpu", threads: int | None = None,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        device: str = "cpu",
+        threads: int | None = None,
+        progress: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.device = resolve_device(device)
@@ -223,8 +241,12 @@ class Trainer:
             self.model_path,
             self.cfg.input_size,
             self.cfg.fov_mm,
-            meta={"steps": self.step, "seconds": round(self.elapsed, 1), "config": self.cfg.to_dict(),
-                  "device": str(self.device)},
+            meta={
+                "steps": self.step,
+                "seconds": round(self.elapsed, 1),
+                "config": self.cfg.to_dict(),
+                "device": str(self.device),
+            },
         )
         return self.model_path
 
@@ -263,7 +285,7 @@ class Trainer:
                 self.save_checkpoint()
             if self._stop_signal is not None:
                 self.save_checkpoint()
-                raise Interrupted(f"stopped by signal {self._stop_signal} at step {self.step}; checkpoint saved")
+                raise TrainingInterruptedError(self._stop_signal, self.step)
 
     def _log(self, loss: float, parts: dict, lr: float) -> None:
         new = not self.log_path.exists()
@@ -271,8 +293,17 @@ class Trainer:
             writer = csv.writer(fh)
             if new:
                 writer.writerow(LOG_COLUMNS)
-            writer.writerow([self.step, f"{self.elapsed:.2f}", f"{loss:.5f}", f"{parts['dice_interior']:.5f}",
-                             f"{parts['dice_boundary']:.5f}", f"{lr:.3g}", self.pool.next_index])
+            writer.writerow(
+                [
+                    self.step,
+                    f"{self.elapsed:.2f}",
+                    f"{loss:.5f}",
+                    f"{parts['dice_interior']:.5f}",
+                    f"{parts['dice_boundary']:.5f}",
+                    f"{lr:.3g}",
+                    self.pool.next_index,
+                ]
+            )
 
     def _truncate_log(self) -> None:
         """Drop log rows past the checkpoint's step (they were written by the interrupted part of a run)."""
@@ -299,5 +330,12 @@ def resolve_device(device: str) -> torch.device:
 def _progress(total: int, initial: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", file=sys.stderr,
-                mininterval=5, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=initial,
+        disable=not enabled,
+        unit="step",
+        file=sys.stderr,
+        mininterval=5,
+        dynamic_ncols=True,
+    )

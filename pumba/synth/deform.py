@@ -50,9 +50,7 @@ def integrate_velocity(velocity: torch.Tensor, steps: int) -> torch.Tensor:
     return disp
 
 
-def svf_displacement(
-    velocity: torch.Tensor, size: int, integration_size: int, steps: int
-) -> torch.Tensor:
+def svf_displacement(velocity: torch.Tensor, size: int, integration_size: int, steps: int) -> torch.Tensor:
     """Displacement of a smooth random diffeomorphism from a coarse velocity grid.
 
     The velocity (control points spanning the whole grid) is upsampled trilinearly to

@@ -247,9 +247,7 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     for _ in range(int(torch.randint(*config.n_holes, (1,), generator=g))):
         d = ints(config.hole_diameter)
         # Offset drawn per axis (the reference reused the x offset for all three axes).
-        max_off = torch.div(brain_d, 2, rounding_mode="floor") - torch.div(
-            d, 2, rounding_mode="floor"
-        )
+        max_off = torch.div(brain_d, 2, rounding_mode="floor") - torch.div(d, 2, rounding_mode="floor")
         max_off = max_off.clamp(min=1)
         off = torch.floor(torch.rand(3, generator=g) * max_off) * signs()
         hole_c.append(centre + off * f)
@@ -262,9 +260,7 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     mu[:n_bg], sigma[:n_bg] = config.background
 
     svf_sigma = float(torch.randint(*config.svf_sigma, (1,), generator=g))
-    velocity = torch.randn((3,) + (config.svf_grid,) * 3, generator=g) * (
-        svf_sigma * f * config.svf_scale
-    )
+    velocity = torch.randn((3,) + (config.svf_grid,) * 3, generator=g) * (svf_sigma * f * config.svf_scale)
     angles = uniform((-config.rotation_deg, config.rotation_deg), 3)
 
     def stack(rows: list[torch.Tensor]) -> torch.Tensor:
@@ -287,9 +283,7 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     )
 
 
-def _displacement(
-    params: Sequence[SampleParams], config: SynthConfig, device: torch.device
-) -> torch.Tensor:
+def _displacement(params: Sequence[SampleParams], config: SynthConfig, device: torch.device) -> torch.Tensor:
     velocity = torch.stack([p.velocity for p in params]).to(device)
     integration = max(2, round(config.svf_integration_size * config.scale))
     return deform.svf_displacement(velocity, config.size, integration, config.integration_steps)

@@ -18,9 +18,7 @@ CROSS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0,
 def ball_offsets(radius: int) -> list[tuple[int, int, int]]:
     """Integer offsets (voxels) of a Euclidean ball, |o|^2 <= radius^2 (radius 1: the 6-cross)."""
     span = range(-radius, radius + 1)
-    return [
-        o for o in itertools.product(span, span, span) if sum(v * v for v in o) <= radius * radius
-    ]
+    return [o for o in itertools.product(span, span, span) if sum(v * v for v in o) <= radius * radius]
 
 
 def _shifted_reduce(

@@ -19,8 +19,7 @@ def _axes(window: Window, device: torch.device | str) -> list[torch.Tensor]:
     """Voxel-centre coordinates of the window along x, y, z (float32 1-D tensors)."""
     start, shape = window
     return [
-        torch.arange(s, s + n, dtype=torch.float32, device=device)
-        for s, n in zip(start, shape, strict=True)
+        torch.arange(s, s + n, dtype=torch.float32, device=device) for s, n in zip(start, shape, strict=True)
     ]
 
 
@@ -38,13 +37,8 @@ def full_window(size: int) -> Window:
 def bounding_window(centre: torch.Tensor, radii: torch.Tensor, size: int) -> Window | None:
     """Smallest window holding an ellipsoid (centre, radii: (3,) voxels), one voxel of margin for
     rounding, clipped to the grid; None if it misses the grid."""
-    lo = [
-        max(0, math.floor(c - r) - 1) for c, r in zip(centre.tolist(), radii.tolist(), strict=True)
-    ]
-    hi = [
-        min(size, math.ceil(c + r) + 2)
-        for c, r in zip(centre.tolist(), radii.tolist(), strict=True)
-    ]
+    lo = [max(0, math.floor(c - r) - 1) for c, r in zip(centre.tolist(), radii.tolist(), strict=True)]
+    hi = [min(size, math.ceil(c + r) + 2) for c, r in zip(centre.tolist(), radii.tolist(), strict=True)]
     if any(h <= low for low, h in zip(lo, hi, strict=True)):
         return None
     return (lo[0], lo[1], lo[2]), (hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2])
@@ -72,9 +66,7 @@ def ellipsoid(centres: torch.Tensor, radii: torch.Tensor, window: Window) -> tor
     return _broadcast_sum(terms) <= 1.0
 
 
-def block_index(
-    lower: torch.Tensor, extent: torch.Tensor, divisions: int, window: Window
-) -> torch.Tensor:
+def block_index(lower: torch.Tensor, extent: torch.Tensor, divisions: int, window: Window) -> torch.Tensor:
     """Index of the block each voxel falls in when a box is cut into divisions^3 equal blocks.
 
     The box spans [lower, lower + extent) per axis (voxels); voxels outside it are clamped to the

@@ -4,21 +4,21 @@ rule run_baseline:
         data="results/data/{dataset}",
     output:
         record="results/predictions/{method}/{dataset}/{subject}.json",
-    wildcard_constraints:
-        method="|".join(BASELINES) if BASELINES else "none",
-    params:
-        mask=lambda wc, output: output.record.replace(".json", ".nii.gz"),
-        timeout=config["baselines"]["timeout_s"],
-    threads: 1
     log:
         "logs/baselines/{method}/{dataset}/{subject}.log",
     benchmark:
         "results/benchmarks/baselines/{method}/{dataset}/{subject}.tsv"
+    wildcard_constraints:
+        method="|".join(BASELINES) if BASELINES else "none",
+    conda:
+        "../../envs/baselines.yaml"
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../../envs/baselines.yaml"
+    params:
+        mask=lambda wc, output: output.record.replace(".json", ".nii.gz"),
+        timeout=config["baselines"]["timeout_s"],
     shell:
         "pumba run-method --method {wildcards.method} "
         "-i {input.data}/{wildcards.subject}/image.nii.gz -o {params.mask} --record {output.record} "

@@ -1,8 +1,8 @@
 import csv
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -31,13 +31,21 @@ wildcard_constraints:
 
 def manifest_rows(dataset):
     """Rows of a prepared dataset's manifest (waits for the prepare_dataset checkpoint)."""
-    path = Path(checkpoints.prepare_dataset.get(dataset=dataset).output[0]) / "manifest.tsv"
+    path = (
+        Path(checkpoints.prepare_dataset.get(dataset=dataset).output[0])
+        / "manifest.tsv"
+    )
     with open(path) as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
 def subjects(dataset):
     return [row["subject"] for row in manifest_rows(dataset)]
+
+
+def dataset_dirs(wildcards=None):
+    """Prepared dataset directories (each holds manifest.tsv and status.json)."""
+    return [f"results/data/{dataset}" for dataset in DATASETS]
 
 
 def records(method):

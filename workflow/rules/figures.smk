@@ -9,14 +9,14 @@ rule figure_metric:
             category="Accuracy",
             labels={"figure": "{metric}"},
         ),
-    wildcard_constraints:
-        metric="dice|hd95",
-    params:
-        column=lambda wc: {"dice": "dice", "hd95": "hd95_mm"}[wc.metric],
     log:
         "logs/figures/{metric}.log",
+    wildcard_constraints:
+        metric="dice|hd95",
     conda:
         "../../envs/pumba.yaml"
+    params:
+        column=lambda wc: {"dice": "dice", "hd95": "hd95_mm"}[wc.metric],
     shell:
         "pumba figures metrics --table {input} --metric {params.column} --out {output} > {log} 2>&1"
 
@@ -51,12 +51,12 @@ rule figure_gallery:
             category="Training",
             labels={"figure": "synthetic samples"},
         ),
-    params:
-        n=config["synth"]["gallery_n"],
     log:
         "logs/figures/synth_gallery.log",
     conda:
         "../../envs/pumba.yaml"
+    params:
+        n=config["synth"]["gallery_n"],
     shell:
         "pumba figures gallery --dir {input} --n {params.n} --out {output} > {log} 2>&1"
 
@@ -76,14 +76,15 @@ rule figure_montage:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "subject": "{subject}"},
         ),
-    params:
-        masks=lambda wc, input: " ".join(
-            f"--mask {m}={r.replace('.json', '.nii.gz')}" for m, r in zip(METHODS, input.records)
-        ),
     log:
         "logs/figures/montage/{dataset}/{subject}.log",
     conda:
         "../../envs/pumba.yaml"
+    params:
+        masks=lambda wc, input: " ".join(
+            f"--mask {m}={r.replace('.json', '.nii.gz')}"
+            for m, r in zip(METHODS, input.records)
+        ),
     shell:
         "pumba figures montage --image {input.data}/{wildcards.subject}/image.nii.gz "
         "--reference {input.data}/{wildcards.subject}/mask.nii.gz {params.masks} "

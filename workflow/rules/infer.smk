@@ -5,19 +5,19 @@ rule strip_pumba:
         model="results/model/pumba/model.pt",
     output:
         record="results/predictions/pumba/{dataset}/{subject}.json",
-    params:
-        mask=lambda wc, output: output.record.replace(".json", ".nii.gz"),
-        timeout=config["inference"]["timeout_s"],
-    threads: 1
     log:
         "logs/infer/pumba/{dataset}/{subject}.log",
     benchmark:
         "results/benchmarks/infer/pumba/{dataset}/{subject}.tsv"
+    conda:
+        "../../envs/pumba.yaml"
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=15,
-    conda:
-        "../../envs/pumba.yaml"
+    params:
+        mask=lambda wc, output: output.record.replace(".json", ".nii.gz"),
+        timeout=config["inference"]["timeout_s"],
     shell:
         "pumba run-method --method pumba --model {input.model} "
         "-i {input.data}/{wildcards.subject}/image.nii.gz -o {params.mask} --record {output.record} "

@@ -1,7 +1,3 @@
-def dataset_dirs(wildcards=None):
-    return [f"results/data/{dataset}" for dataset in DATASETS]
-
-
 rule evaluate:
     """Score one method against the reference masks: one row per subject (failures included)."""
     input:
@@ -9,17 +5,17 @@ rule evaluate:
         data=dataset_dirs,
     output:
         "results/tables/per_subject/{method}.csv",
-    params:
-        manifests=lambda wc, input: [f"{d}/manifest.tsv" for d in input.data],
     log:
         "logs/metrics/evaluate_{method}.log",
     benchmark:
         "results/benchmarks/metrics/evaluate_{method}.tsv"
+    conda:
+        "../../envs/pumba.yaml"
     resources:
         mem_mb=3000,
         runtime=15,
-    conda:
-        "../../envs/pumba.yaml"
+    params:
+        manifests=lambda wc, input: [f"{d}/manifest.tsv" for d in input.data],
     shell:
         "pumba evaluate --records {input.records} --manifest {params.manifests} --out {output} "
         "> {log} 2>&1"
@@ -62,13 +58,13 @@ rule dataset_table:
             category="Tables",
             labels={"table": "datasets"},
         ),
-    params:
-        statuses=lambda wc, input: [f"{d}/status.json" for d in input],
-        registry=REGISTRY,
     log:
         "logs/metrics/datasets.log",
     conda:
         "../../envs/pumba.yaml"
+    params:
+        statuses=lambda wc, input: [f"{d}/status.json" for d in input],
+        registry=REGISTRY,
     shell:
         "pumba data table --registry {params.registry} --status {params.statuses} --out {output} "
         "> {log} 2>&1"

@@ -5,20 +5,20 @@ rule train:
     output:
         model="results/model/pumba/model.pt",
         log_csv="results/model/pumba/train_log.csv",
-    params:
-        out="results/model/pumba",
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
     log:
         "logs/model/train.log",
     benchmark:
         "results/benchmarks/model/train.tsv"
+    conda:
+        "../../envs/pumba.yaml"
+    threads: config["training"]["threads"]
     resources:
         mem_mb=config["training"]["mem_mb"],
         runtime=config["training"]["runtime_min"],
         gpu=TRAIN_GPU,
-    conda:
-        "../../envs/pumba.yaml"
+    params:
+        out=lambda wc, output: os.path.dirname(output.model),
+        device=config["training"]["device"],
     shell:
         "pumba train --config {input.config} --out {params.out} --resume "
         "--device {params.device} --threads {threads} --no-progress > {log} 2>&1"
