@@ -20,7 +20,6 @@ MIRROR = repo_path(config["mirror"]) if config["mirror"] else ""
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
 BASELINES = [m for m in METHODS if m != "pumba"]
-TRAIN_GPU = 1 if config["training"]["device"] == "cuda" else 0
 
 
 wildcard_constraints:

@@ -15,7 +15,7 @@ rule train:
     resources:
         mem_mb=config["training"]["mem_mb"],
         runtime=config["training"]["runtime_min"],
-        gpu=TRAIN_GPU,
+        gpu=config["training"]["gpus"],
     params:
         out=lambda wc, output: os.path.dirname(output.model),
         device=config["training"]["device"],
