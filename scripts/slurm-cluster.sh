@@ -94,14 +94,24 @@ ensure_installed() {
     [ "$rc" -eq 0 ] || die "apt-get install failed (exit $rc)"
 }
 
-# Refuse to overwrite a SLURM configuration that this script did not write.
+# Refuse to overwrite a SLURM configuration that this script did not write, or that belongs to another
+# of its clusters which is still running (both would use the same ports and /etc/slurm).
 check_etc_is_ours() {
-    local f
+    local f other
     for f in "$ETC/slurm.conf" "$ETC/gres.conf"; do
         if [ -e "$f" ] && ! grep -qxF "$MARKER" "$f"; then
             die "$f exists and was not written by this script; refusing to replace a real cluster's configuration"
         fi
     done
+    [ -f "$ETC/slurm.conf" ] || return 0
+    other=$(sed -n 's/^# State: //p' "$ETC/slurm.conf")
+    if [ -n "$other" ] && [ "$other" != "$STATE" ] && [ -f "$other/pids" ]; then
+        local name pid
+        while read -r name pid; do
+            alive "$name" "$pid" && die "another cluster of this script is running (state $other); stop it first"
+        done <"$other/pids"
+    fi
+    return 0
 }
 
 # Node topology as slurmd sees it (CPUs, boards, sockets, cores, threads), without name and memory.
@@ -225,6 +235,8 @@ cmd_start() {
     chown munge:munge "$STATE/munge"
     chown -R slurm:slurm "$STATE/slurm"
     chmod 755 "$STATE/munge" "$STATE/slurm"
+    runuser -u slurm -- test -x "$STATE/slurm" ||
+        die "$STATE is not reachable by users slurm and munge: make its parent directories world-searchable"
     for ((i = 0; i < GPUS; i++)); do
         # c 1 3 is /dev/null's device number: a harmless device that slurmd can hand to a job.
         mknod "$STATE/dev/gpu$i" c 1 3 2>/dev/null || touch "$STATE/dev/gpu$i"

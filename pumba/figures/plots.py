@@ -400,7 +400,7 @@ def training_figure(log: pd.DataFrame) -> Figure:
         ax.plot(step, values, color=color, linewidth=1.8, label=label)
 
     curve(axes[0], "loss", colors[0], "loss")
-    axes[0].set_ylabel("Loss: 1 - (Dice interior + Dice boundary)")
+    axes[0].set_ylabel("Loss: 1 - mean(Dice interior, Dice boundary)")
     axes[0].set_title("Training loss")
     for col, color in zip(dice_cols, colors[1:], strict=True):
         curve(axes[1], col, color, col.removeprefix("dice").strip("_") or col)
