@@ -21,6 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
+    e = sub.add_parser(
+        "export-model",
+        help="write a model file for release (optionally float16) from a model or training checkpoint",
+    )
+    e.add_argument("--checkpoint", required=True, help="model.pt or checkpoint.pt of a training run")
+    e.add_argument("--out", required=True, help="model file to write")
+    e.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    e.set_defaults(func=_export)
+
 
 def _train(args: argparse.Namespace) -> int:
     import sys
@@ -39,4 +48,17 @@ def _train(args: argparse.Namespace) -> int:
         f"pumba train: wrote {path} after {trainer.step} steps ({trainer.elapsed:.0f} s)",
         file=sys.stderr,
     )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import sys
+
+    from pumba.model.checkpoint import load_model, save_model
+
+    model, info = load_model(args.checkpoint)
+    meta = dict(info.get("meta") or {})
+    meta["exported_from"] = str(args.checkpoint)
+    save_model(model, args.out, info["input_size"], info["fov_mm"], meta, half=args.half)
+    print(f"pumba export-model: wrote {args.out}", file=sys.stderr)
     return 0
