@@ -7,6 +7,7 @@ import hashlib
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from conftest import head_phantom
 
 from pumba.cli import main
@@ -203,3 +204,27 @@ def test_strip_bad_inputs_are_one_line_errors(tmp_path, tiny_model, capsys):
         == 2
     )
     assert "4-D image with 3 frames" in capsys.readouterr().err
+
+
+def test_strip_uses_the_shipped_weights_by_default(tmp_path, itk_head):
+    from pumba.infer.strip import default_model_path
+
+    assert default_model_path().name == "pumba-default.pt"
+    image, reference = itk_head
+    mask = tmp_path / "mask.nii.gz"
+    assert main(["strip", "-i", str(image), "-m", str(mask), "--device", "cpu", "-q"]) == 0
+    got = np.asarray(nib.load(mask).dataobj) > 0
+    ref = np.asarray(nib.load(reference).dataobj) > 0
+    assert 2 * (got & ref).sum() / (got.sum() + ref.sum()) > 0.7  # a brain, not noise (MODEL_CARD.md)
+
+
+def test_export_model_in_half_precision_keeps_predictions(tmp_path, tiny_model):
+    from pumba.model.checkpoint import load_model
+
+    out = tmp_path / "half.pt"
+    assert main(["export-model", "--checkpoint", str(tiny_model), "--out", str(out), "--half"]) == 0
+    assert out.stat().st_size < 0.6 * tiny_model.stat().st_size
+    (full, _), (half, info) = load_model(tiny_model), load_model(out)
+    assert info["input_size"] == 32
+    for a, b in zip(full.parameters(), half.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=2e-3)
