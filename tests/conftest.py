@@ -13,6 +13,17 @@ ITK_IMAGE = ITK_DIR / "KmeansTest_T1UCharRaw.nii.gz"
 ITK_MASK = ITK_DIR / "KmeansTest_T1RawSkullStrip.nii.gz"
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "data" / "mirror"
+TINY_TRAIN = {
+    "steps": 4,
+    "input_size": 32,
+    "pool_size": 2,
+    "refresh_every": 2,
+    "checkpoint_every": 2,
+    "log_every": 1,
+    "warmup_steps": 0,
+    "synth": {"size": 64},
+}
+"""A training config of a few steps on small synthetic heads: for plumbing tests, not accuracy."""
 
 
 @pytest.fixture(scope="session")
@@ -30,18 +41,7 @@ def tiny_model(tmp_path_factory) -> Path:
     from pumba.model.train import Trainer
 
     out = tmp_path_factory.mktemp("tiny_model")
-    cfg = TrainConfig.from_dict(
-        {
-            "steps": 3,
-            "input_size": 32,
-            "pool_size": 2,
-            "refresh_every": 2,
-            "checkpoint_every": 2,
-            "log_every": 1,
-            "warmup_steps": 0,
-            "synth": {"size": 64},
-        }
-    )
+    cfg = TrainConfig.from_dict({**TINY_TRAIN, "steps": 3})
     return Trainer(cfg, out, device="cpu", progress=False).run()
 
 

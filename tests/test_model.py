@@ -6,6 +6,7 @@ import csv
 
 import pytest
 import torch
+from conftest import TINY_TRAIN
 
 from pumba.io import InputError
 from pumba.model.checkpoint import load_checkpoint, load_model, save_model
@@ -14,16 +15,7 @@ from pumba.model.loss import pumba_loss, soft_dice
 from pumba.model.train import Trainer, learning_rate
 from pumba.model.unet import UNet3D, count_parameters
 
-TINY = {
-    "steps": 4,
-    "input_size": 32,
-    "pool_size": 2,
-    "refresh_every": 2,
-    "checkpoint_every": 2,
-    "log_every": 1,
-    "warmup_steps": 0,
-    "synth": {"size": 64},
-}
+TINY = TINY_TRAIN
 
 
 def test_unet_has_the_method_parameter_count():

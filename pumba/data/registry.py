@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from pumba.io import InputError
+from pumba.yaml_files import read_yaml
 
 SCHEMA_RESOURCE = "datasets.schema.yaml"
 
@@ -128,38 +129,6 @@ class Registry:
         except KeyError:
             known = ", ".join(self.ids())
             raise InputError(f"{self.path}: no dataset '{dataset_id}' (known: {known})") from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects duplicate keys (PyYAML keeps the last one silently)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-def read_yaml(path: str | os.PathLike) -> Any:
-    """Parse YAML strictly (safe loader, duplicate keys are errors); InputError if unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with open(path) as fh:
-            return yaml.load(fh, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
 def load_schema() -> dict:

@@ -7,9 +7,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from pumba.io import InputError
+from pumba.yaml_files import read_mapping
 
 
 @dataclass(frozen=True)
@@ -60,15 +59,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """Read and validate a YAML training config; errors name the file and the key."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such training config")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(raw, dict):
-            raise InputError(f"{path}: a training config must be a mapping of keys to values")
+        raw = read_mapping(path, "training config")
         try:
             return cls.from_dict(raw)
         except (TypeError, ValueError) as exc:

@@ -38,20 +38,10 @@ def load_config(path: Path | None, size: int | None) -> SynthConfig:
     """SynthConfig from an optional YAML file, with ``size`` overriding its grid size."""
     import dataclasses
 
-    import yaml
-
     from pumba.synth.generator import SynthConfig
+    from pumba.yaml_files import read_mapping
 
-    fields: dict = {}
-    if path is not None:
-        if not path.is_file():
-            raise InputError(f"{path}: no such config file")
-        try:
-            fields = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(fields, dict):
-            raise InputError(f"{path}: expected a mapping of SynthConfig fields")
+    fields = read_mapping(path, "generator config") if path is not None else {}
     try:
         config = SynthConfig.from_dict(fields)
         if size is not None:
