@@ -7,6 +7,7 @@ world coordinates in mm (RAS+, nibabel's convention). Nothing here reorients dat
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -79,6 +80,11 @@ def load_volume(path: str | os.PathLike) -> Volume:
         raise InputError(f"{path}: expected a 3-D image, got shape {tuple(img.shape)}")
     if min(shape) < 2:
         raise InputError(f"{path}: image is 2-D in effect (shape {tuple(shape)})")
+    dtype = np.dtype(img.get_data_dtype())
+    if dtype.kind not in "iuf":  # complex, RGB (structured) or boolean data have no single grey value
+        raise InputError(
+            f"{path}: voxel data type {dtype} is not supported; need integer or float grey values"
+        )
     try:
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     except Exception as exc:
@@ -89,14 +95,17 @@ def load_volume(path: str | os.PathLike) -> Volume:
 
 
 def check_affine(affine: np.ndarray, path: str | os.PathLike) -> None:
-    """Raise InputError if the voxel-to-world matrix is not finite, singular or has a zero voxel size."""
+    """Raise InputError if the voxel-to-world matrix is not finite, has a zero voxel size (< 1e-6 mm) or is
+    singular (its voxel axes within about 0.06 degrees of a plane)."""
     if not np.all(np.isfinite(affine)):
         raise InputError(f"{path}: header affine has non-finite values")
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     if np.any(zooms < 1e-6):
         raise InputError(f"{path}: header has a zero voxel size {tuple(np.round(zooms, 6))}")
-    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise InputError(f"{path}: header affine is singular")
+    # |det| over the product of the voxel sizes is 1 for orthogonal axes and 0 for coplanar ones; judged
+    # relative to the voxel sizes, so that a singular matrix stored in float32 (NIfTI) is still caught
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-3 * np.prod(zooms):
+        raise InputError(f"{path}: header affine is singular (voxel axes nearly coplanar)")
 
 
 def _short(exc: BaseException) -> str:
@@ -109,7 +118,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary file keeps ``path``'s suffix so that format-sniffing writers (nibabel) behave.
-    Nothing is left behind on failure.
+    Nothing is left behind on failure, and an existing ``path`` is either replaced whole or left as it was.
+    An OSError while writing (disk full, no permission) becomes an InputError naming ``path``.
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -118,7 +128,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     if not os.access(parent, os.W_OK):
         raise InputError(f"{path}: output directory {parent} is not writable")
     suffix = suffix_of(path) or path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=parent)
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot create a file in {parent} ({exc.strerror or _short(exc)})"
+        ) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -128,9 +143,25 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
+    except OSError as exc:  # disk full, quota, a directory in the way: the user's to fix, not a bug
+        raise InputError(f"{path}: cannot write ({exc.strerror or _short(exc)})") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_output` left beside ``path`` in a killed process.
+
+    SIGKILL, an out-of-memory kill or a power cut skip the clean-up, and nothing else removes the hidden
+    ``.NAME.*.tmp*`` files. Call it only where one process at a time writes ``path`` (a training directory):
+    another writer's temporary file would go too. Returns the files removed.
+    """
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def save_like(data: np.ndarray, like: Volume, path: str | os.PathLike, dtype=np.uint8) -> None:

@@ -23,6 +23,6 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q "torch==2.13.0"
-.venv/bin/pip install -q -e ".[workflow,baselines,embedded,dev]"
+.venv/bin/pip install -q -e ".[workflow,slurm,baselines,embedded,dev]"
 .venv/bin/pip install -q --no-deps "deepbet==1.0.2"
 .venv/bin/pumba --version

@@ -83,14 +83,17 @@ def cluster():
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def run_workflow(workdir: Path, profile_dir: Path, *args: str, limit_s: int) -> subprocess.CompletedProcess:
-    """The tiny config through `--workflow-profile`; jobs find `pumba` on the PATH that sbatch exports."""
+def run_workflow(
+    workdir: Path, profile_dir: Path, *targets: str, limit_s: int, configs: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
+    """The tiny config (plus `configs`, layered on top) through `--workflow-profile`; jobs find `pumba` on the
+    PATH that sbatch exports."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     cmd = [
         sys.executable,
         "-m",
         "snakemake",
-        *args,
+        *targets,
         "--snakefile",
         SNAKEFILE,
         "--directory",
@@ -102,6 +105,7 @@ def run_workflow(workdir: Path, profile_dir: Path, *args: str, limit_s: int) -> 
         "5",
         "--configfile",
         *CONFIGS,
+        *configs,
     ]
     return bounded(cmd, limit_s, cwd=workdir, env=env)
 
@@ -178,9 +182,7 @@ def test_failing_job_is_reported_failed_after_its_retry(cluster, tmp_path):
     bad_train.write_text("stepz: 3\n")
     override = tmp_path / "bad.yaml"
     override.write_text(yaml.safe_dump({"training": {"config": str(bad_train)}}))
-    res = run_workflow(
-        work, PROFILE.parent, "results/model/pumba/model.pt", "--configfile", override, limit_s=180
-    )
+    res = run_workflow(work, PROFILE.parent, "results/model/pumba/model.pt", configs=(override,), limit_s=180)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-6000:]
     assert "Error in rule train" in out

@@ -35,7 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=POSTPROCESS,
         help="mask reconstruction (default: tight)",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for the network (default: the cores this process may use, e.g. a SLURM allocation)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=_strip)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from pumba.infer.postprocess import bounding_box
 from pumba.io import InputError, Volume
 
 RESIZE_BELOW_MM = 150.0
@@ -46,21 +47,34 @@ class Geometry:
 def normalise(data: np.ndarray, path: object = "image") -> np.ndarray:
     """Scale to [0, 1] between the 1st and 99th percentiles of the finite voxels, clipped.
 
+    Returns a new float32 array of ``data``'s shape (any real dtype in; ``data`` is not modified).
     Non-finite voxels (NaN, Inf) become 0. Raises InputError when nothing is left to strip: an image that
-    is all non-finite, all zero or constant.
+    is all non-finite, all zero or constant. Memory: about two float32 copies of ``data`` at the peak.
     """
+    data = np.asarray(data)
+    if data.dtype != np.float32:
+        data = data.astype(np.float32)
     finite = np.isfinite(data)
-    if not finite.any():
+    all_finite = bool(finite.all())
+    if not all_finite and not finite.any():
         raise InputError(f"{path}: every voxel is NaN or Inf; nothing to strip")
-    values = data[finite]
-    lo, hi = np.percentile(values, [1, 99])
-    if hi <= lo:
-        lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
+    # a private flat copy that np.percentile may partition in place (no second copy)
+    values = np.array(data, order="C").reshape(-1) if all_finite else data[finite]
+    lo, hi = (np.float32(v) for v in np.percentile(values, [1, 99], overwrite_input=True))
+    if not hi - lo > 0:
+        lo, hi = values.min(), values.max()
+    del values
+    if not hi - lo > 0:
         what = "all zero" if hi == 0 else f"constant ({hi:g})"
         raise InputError(f"{path}: image is {what}; nothing to strip")
-    out = np.where(finite, data, lo).astype(np.float32)
-    out = np.clip((out - lo) / (hi - lo), 0.0, 1.0)
+    out = np.array(data, order="C")
+    if not all_finite:
+        out[np.logical_not(finite, out=finite)] = lo
+    del finite
+    # in place and in float32: a 512^3 input costs 512 MiB per copy
+    out -= lo
+    out /= hi - lo
+    np.clip(out, 0.0, 1.0, out=out)
     return out
 
 
@@ -100,26 +114,47 @@ def plan_geometry(volume: Volume, normalised: np.ndarray, size: int, fov_mm: flo
 def _head_centre(normalised: np.ndarray) -> np.ndarray:
     """Voxel coordinates of the centre of the head's bounding box (voxels above 10 % of the range)."""
     fg = normalised > 0.1
-    if fg.sum() < 10:
+    box = bounding_box(fg) if np.count_nonzero(fg) >= 10 else None
+    if box is None:
         return (np.asarray(normalised.shape) - 1) / 2
-    idx = np.nonzero(fg)
-    return np.array([(i.min() + i.max()) / 2 for i in idx], dtype=float)
+    return np.array([(b.start + b.stop - 1) / 2 for b in box], dtype=float)
 
 
-def to_grid(normalised: np.ndarray, geometry: Geometry) -> np.ndarray:
+def to_grid(normalised: np.ndarray, geometry: Geometry, overwrite: bool = False) -> np.ndarray:
     """Resample the normalised image onto the network grid (trilinear, anti-aliased when shrinking).
 
-    Returns float32 (size, size, size) in [0, 1]; outside the input is 0.
+    Returns float32 (size, size, size) in [0, 1]; outside the input is 0. ``overwrite`` lets the
+    anti-aliasing filter work in place in ``normalised`` (float32), saving one full-size copy.
     """
     m = geometry.grid_to_input
     # input voxels per grid voxel along each input axis: smooth before sampling to avoid aliasing
     step = np.sqrt((m[:3, :3] ** 2).sum(axis=1))
     sigma = np.where(step > 1, 0.42 * step, 0.0)
-    src = ndimage.gaussian_filter(normalised, sigma) if np.any(sigma > 0) else normalised
+    src = normalised
+    if np.any(sigma > 0):
+        in_place = overwrite and normalised.dtype == np.float32
+        src = ndimage.gaussian_filter(normalised, sigma, output=normalised if in_place else None)
     out = ndimage.affine_transform(
-        src, m[:3, :3], offset=m[:3, 3], output_shape=(geometry.size,) * 3, order=1, cval=0.0
+        src,
+        m[:3, :3],
+        offset=m[:3, 3],
+        output_shape=(geometry.size,) * 3,
+        order=1,
+        mode=_edge_mode(geometry),
+        cval=0.0,
     )
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _edge_mode(geometry: Geometry) -> str:
+    """How resampling treats points past the outermost voxel centres.
+
+    In ``resize`` mode the grid and the input span the same field of view, but their outermost voxel
+    centres differ by half a voxel: 'nearest' gives those points the edge's value (scipy's 'constant'
+    would give 0 and lose a brain that touches the field of view's edge). In ``transform`` mode the grid
+    extends past the input (and the reverse): outside is background, 0.
+    """
+    return "nearest" if geometry.mode == "resize" else "constant"
 
 
 def to_input(grid_values: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -131,5 +166,38 @@ def to_input(grid_values: np.ndarray, geometry: Geometry) -> np.ndarray:
         offset=inv[:3, 3],
         output_shape=geometry.input_shape,
         order=1,
+        mode=_edge_mode(geometry),
         cval=0.0,
     )
+
+
+SLAB_VOXELS = 1 << 23
+"""Voxels per slab of :func:`mask_to_input` (32 MiB of float32)."""
+
+
+def mask_to_input(grid_mask: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A binary mask on the network grid resampled onto the input's grid: trilinear, then > 0.5 (bool).
+
+    The same as ``to_input(grid_mask) > 0.5``, computed in slabs along the first input axis so that the
+    float map never exists at full size (512 MiB for a 512^3 input).
+    """
+    inv = np.linalg.inv(geometry.grid_to_input)
+    values = np.asarray(grid_mask, dtype=np.float32)
+    shape = geometry.input_shape
+    out = np.empty(shape, dtype=bool)
+    depth = max(1, SLAB_VOXELS // (shape[1] * shape[2]))
+    for start in range(0, shape[0], depth):
+        stop = min(start + depth, shape[0])
+        # output voxel (start + a, j, k) of the whole map is voxel (a, j, k) of this slab
+        offset = inv[:3, 3] + inv[:3, 0] * start
+        part = ndimage.affine_transform(
+            values,
+            inv[:3, :3],
+            offset=offset,
+            output_shape=(stop - start, *shape[1:]),
+            order=1,
+            mode=_edge_mode(geometry),
+            cval=0.0,
+        )
+        np.greater(part, 0.5, out=out[start:stop])
+    return out

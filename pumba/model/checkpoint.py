@@ -39,39 +39,52 @@ def save_model(
         torch.save(payload, tmp)
 
 
-def _read(path: Path, expected: str) -> dict:
+def _read(path: Path, *expected: str) -> dict:
+    """The payload of a file whose format tag is one of ``expected``; InputError naming the file otherwise."""
+    what = "/".join(expected)
     if not path.is_file():
-        raise InputError(f"{path}: no such {expected} file")
+        raise InputError(f"{path}: no such {what} file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable {expected} file (corrupt or truncated? {first})") from None
-    if not isinstance(payload, dict) or payload.get("format") != expected:
-        raise InputError(f"{path}: not a {expected} file (format tag missing or different)")
+        raise InputError(
+            f"{path}: not a readable {what} file (corrupt or truncated? {_one_line(exc)})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") not in expected:
+        kinds = " nor a ".join(f"{e} file" for e in expected)
+        raise InputError(f"{path}: not a {kinds} (format tag missing or different)")
     if payload.get("version") != VERSION:
-        raise InputError(f"{path}: {expected} version {payload.get('version')} is not supported ({VERSION})")
+        raise InputError(
+            f"{path}: {payload['format']} version {payload.get('version')} is not supported ({VERSION})"
+        )
     return payload
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line (torch's span several), shortened to ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return (text[: limit - 3] + "...") if len(text) > limit else text or type(exc).__name__
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[UNet3D, dict]:
     """Rebuild the network from a model file (or a training checkpoint) in eval mode.
 
     Returns the model and the file's fields other than the weights (``input_size``, ``fov_mm``, ``meta``).
+    Raises InputError naming the file when it is missing, corrupt, of another kind, or its weights do not fit
+    its architecture.
     """
     path = Path(path)
+    payload = _read(path, CHECKPOINT_FORMAT, MODEL_FORMAT)
     try:
-        payload = _read(path, MODEL_FORMAT)
-    except InputError:
-        payload = _read(path, CHECKPOINT_FORMAT)
-    model = UNet3D(**payload["architecture"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-    try:
+        model = UNet3D(**payload["architecture"])
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
         model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit the stored architecture ({str(exc)[:160]})") from None
+        info = {k: v for k, v in payload.items() if k not in ("state_dict", "optimizer", "scheduler")}
+        info["input_size"], info["fov_mm"] = int(info["input_size"]), float(info["fov_mm"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        # another architecture's weights, or a damaged description: the file cannot make this network
+        raise InputError(f"{path}: weights do not fit the stored architecture ({_one_line(exc)})") from None
     model.eval().to(device)
-    info = {k: v for k, v in payload.items() if k not in ("state_dict", "optimizer", "scheduler")}
     return model, info
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from pumba.io import InputError, write_text_atomic
+from pumba.io import InputError, remove_stale_temporaries, write_text_atomic
 from pumba.model.checkpoint import load_checkpoint, save_checkpoint, save_model
 from pumba.model.config import TrainConfig
 from pumba.model.loss import pumba_loss
@@ -231,6 +231,8 @@ class Trainer:
     def run(self, resume: bool = False) -> Path:
         """Train until ``cfg.steps``; checkpoint every ``checkpoint_every`` steps and on SIGTERM/SIGINT."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        for output in (self.checkpoint_path, self.log_path, self.model_path, self.out_dir / "config.yaml"):
+            remove_stale_temporaries(output)  # left by a killed run (SIGKILL skips atomic_output's clean-up)
         resumed = resume and self.resume()
         if not resumed:
             for stale in (self.checkpoint_path, self.log_path, self.model_path):
@@ -316,11 +318,21 @@ class Trainer:
             )
 
     def _truncate_log(self) -> None:
-        """Drop log rows past the checkpoint's step (they were written by the interrupted part of a run)."""
+        """Drop log rows past the checkpoint's step (the interrupted part of a run wrote them) and a partial
+        last row (a run killed mid-write). A log without its header is started afresh.
+
+        The log is the one file written by appending, not by temp file and rename: rewriting it whole at
+        every row would cost quadratic time over a long run, and this clean-up makes appending safe."""
         if not self.log_path.exists():
             return
-        rows = list(csv.reader(self.log_path.open()))
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
+        with self.log_path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or tuple(rows[0]) != LOG_COLUMNS:
+            self.log_path.unlink()
+            return
+        kept = [rows[0]] + [
+            r for r in rows[1:] if len(r) == len(LOG_COLUMNS) and r[0].isdigit() and int(r[0]) <= self.step
+        ]
         buf = io.StringIO()
         csv.writer(buf).writerows(kept)
         write_text_atomic(self.log_path, buf.getvalue())
