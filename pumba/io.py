@@ -101,7 +101,8 @@ def check_affine(affine: np.ndarray, path: str | os.PathLike) -> None:
         raise InputError(f"{path}: header affine has non-finite values")
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     if np.any(zooms < 1e-6):
-        raise InputError(f"{path}: header has a zero voxel size {tuple(np.round(zooms, 6))}")
+        sizes = ", ".join(f"{z:g}" for z in zooms)
+        raise InputError(f"{path}: header has a zero voxel size ({sizes} mm)")
     # |det| over the product of the voxel sizes is 1 for orthogonal axes and 0 for coplanar ones; judged
     # relative to the voxel sizes, so that a singular matrix stored in float32 (NIfTI) is still caught
     if abs(np.linalg.det(affine[:3, :3])) < 1e-3 * np.prod(zooms):

@@ -483,11 +483,7 @@ def test_nothing_is_written_under_home(tmp_path, head):
     run = strip_process("-i", head, "-m", tmp_path / "m.nii.gz", env=env)
     assert run.returncode == 0, run.stderr
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
-    if written and all("matplotlib" in p for p in written):
-        pytest.xfail(
-            f"matplotlib's cache under HOME ({', '.join(written)}): pumba.figures imports it eagerly"
-        )
-    assert list(home.rglob("*")) == []
+    assert written == [] and list(home.rglob("*")) == []
 
 
 # -- threads and repeatability ----------------------------------------------------------------------------

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="extract the brain of one scan (any contrast, any species)",
         description="Brain extraction with a network trained on purely synthetic data. Reads NIfTI or MGZ in "
         "any orientation (a 4-D file of one frame too) and writes the mask on the input's grid with the "
-        "input's affine. The input is never modified.",
+        "input's affine. The input is never modified; an existing output is replaced atomically (written "
+        "beside it, then renamed). Odd inputs and what each gets: docs/inputs.md.",
     )
     p.add_argument("-i", "--image", required=True, help="input image (.nii, .nii.gz, .mgz, .mgh)")
     p.add_argument("-m", "--mask", help="output brain mask (uint8, 1 = brain)")

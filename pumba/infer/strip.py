@@ -132,6 +132,8 @@ def _check_outputs(outputs: list[Path], image: Path) -> None:
         parent = out.parent if str(out.parent) else Path(".")
         if not parent.is_dir():
             raise InputError(f"{out}: output directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):  # before the work, not after it
+            raise InputError(f"{out}: output directory {parent} is not writable")
     if len(outputs) == 2 and _same_file(*outputs):
         raise InputError(f"{outputs[1]}: the mask (-m) and the stripped image (-o) must be different files")
 

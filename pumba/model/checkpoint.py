@@ -61,9 +61,9 @@ def _read(path: Path, *expected: str) -> dict:
 
 
 def _one_line(exc: BaseException, limit: int = 160) -> str:
-    """An exception's message on one line (torch's span several), shortened to ``limit`` characters."""
-    text = " ".join(str(exc).split())
-    return (text[: limit - 3] + "...") if len(text) > limit else text or type(exc).__name__
+    """An exception's type and message on one line (torch's span several), cut at ``limit`` characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return (text[: limit - 3] + "...") if len(text) > limit else text
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[UNet3D, dict]:
