@@ -518,3 +518,27 @@ def test_list_reports_availability(tmp_path: Path, capsys) -> None:
         assert lines["tcga-glioma"][4] == "mirror"
     if ITK_DIR.is_dir():
         assert lines["itk-kmeans"][4] == "installed"
+
+
+@needs_itk
+def test_corrupt_dataset_file_is_reported_with_dataset_and_subject(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.nii.gz"
+    corrupt.write_bytes((ITK_DIR / "KmeansTest_T1UCharRaw.nii.gz").read_bytes()[:5000])
+    raw = raw_registry()
+    raw["datasets"] = {"itk-kmeans": raw["datasets"]["itk-kmeans"]}
+    raw["datasets"]["itk-kmeans"]["subjects"]["kmeans"]["image"] = {"file": str(corrupt)}
+    registry = load_registry(write_registry(raw, tmp_path / "registry.yaml"))
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"dataset itk-kmeans, subject kmeans: .*corrupt\.nii\.gz"):
+        prepare_dataset(registry, "itk-kmeans", out, tmp_path / "cache")
+    assert files_under(out / "itk-kmeans") == []
+
+
+@needs_mirror
+def test_missing_mirror_file_names_dataset_and_subject(tmp_path: Path) -> None:
+    registry = load_registry(REGISTRY)
+    status = prepare_dataset(
+        registry, "sherm-mouse", tmp_path / "out", tmp_path / "cache", mirror=tmp_path, allow_download=False
+    )
+    assert not status.available
+    assert status.reason.startswith("dataset sherm-mouse, subject mouse_t1_1: ")

@@ -149,14 +149,16 @@ def prepare_dataset(
     out_dir = Path(out_dir)
     final = out_dir / dataset.id
     out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
     try:
-        files = {
-            subj_id: (
-                fetch_file(s.image, cache_dir, mirror, allow_download),
-                fetch_file(s.mask, cache_dir, mirror, allow_download),
-            )
-            for subj_id, s in dataset.subjects.items()
-        }
+        for subj_id, s in dataset.subjects.items():
+            try:
+                files[subj_id] = (
+                    fetch_file(s.image, cache_dir, mirror, allow_download),
+                    fetch_file(s.mask, cache_dir, mirror, allow_download),
+                )
+            except FetchError as exc:
+                raise FetchError(f"dataset {dataset.id}, subject {subj_id}: {exc}") from None
     except FetchError as exc:
         log.warning("%s: dataset unavailable: %s", dataset.id, exc)
         files = {}
@@ -170,9 +172,12 @@ def prepare_dataset(
         rows = []
         for subj_id, (image_path, mask_path) in files.items():
             (staging / subj_id).mkdir()
-            prepare_subject(
-                image_path, mask_path, dataset.subjects[subj_id], dataset.fixes, staging / subj_id
-            )
+            try:
+                prepare_subject(
+                    image_path, mask_path, dataset.subjects[subj_id], dataset.fixes, staging / subj_id
+                )
+            except InputError as exc:
+                raise InputError(f"dataset {dataset.id}, subject {subj_id}: {exc}") from None
             rows.append(_manifest_row(dataset, subj_id, final / subj_id))
             log.info("%s/%s: prepared", dataset.id, subj_id)
         write_text_atomic(staging / "manifest.tsv", _manifest_text(rows))
