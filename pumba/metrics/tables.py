@@ -128,18 +128,12 @@ def read_record(path: str | os.PathLike) -> dict:
 
 def read_manifests(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate dataset manifests (TSV); InputError on a missing column or a repeated subject."""
-    frames = []
-    for path in paths:
-        try:
-            frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such manifest") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable TSV manifest ({exc})") from None
-        missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
-        if missing:
-            raise InputError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
-        frames.append(frame.assign(_manifest=str(path)))
+    frames = [
+        _read_table(path, "manifest", MANIFEST_COLUMNS, sep="\t", dtype=str, keep_default_na=False).assign(
+            _manifest=str(path)
+        )
+        for path in paths
+    ]
     if not frames:
         raise InputError("no manifest given")
     manifest = pd.concat(frames, ignore_index=True)
@@ -218,18 +212,11 @@ def per_subject_table(
 
 def read_per_subject(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate per-subject CSV tables; InputError if one lacks a column."""
-    frames = []
-    for path in paths:
-        try:
-            frame = pd.read_csv(path, dtype={"subject": str, "dataset": str, "error": str})
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such table") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable CSV table ({exc})") from None
-        missing = [c for c in PER_SUBJECT_COLUMNS if c not in frame.columns]
-        if missing:
-            raise InputError(f"{path}: per-subject table lacks column(s) {', '.join(missing)}")
-        frames.append(frame[list(PER_SUBJECT_COLUMNS)])
+    dtypes = {"subject": str, "dataset": str, "error": str}
+    frames = [
+        _read_table(path, "per-subject table", PER_SUBJECT_COLUMNS, dtype=dtypes)[list(PER_SUBJECT_COLUMNS)]
+        for path in paths
+    ]
     if not frames:
         raise InputError("no per-subject table given")
     return pd.concat(frames, ignore_index=True)
@@ -267,3 +254,17 @@ def summarise(per_subject: pd.DataFrame) -> pd.DataFrame:
         )
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     return table.sort_values(["dataset", "method"], kind="stable", ignore_index=True)
+
+
+def _read_table(path: str | os.PathLike, what: str, columns: Iterable[str], **read_csv) -> pd.DataFrame:
+    """Read a CSV/TSV file that must have ``columns``; InputError naming the file otherwise."""
+    try:
+        frame = pd.read_csv(path, **read_csv)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable {what} ({exc})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: {what} lacks column(s) {', '.join(missing)}")
+    return frame
