@@ -99,7 +99,7 @@ def test_runner_ok_record_and_mask(tmp_path):
 def _python_method(name: str, code: str) -> dict[str, Method]:
     """A registry with one extra method running ``python -c code IMAGE MASK``."""
 
-    def argv(image: str, mask: str, model: str | None) -> list[str]:
+    def argv(image: str, mask: str, model: str | None, threads: int | None) -> list[str]:
         return [sys.executable, "-c", code, image, mask]
 
     return {**METHODS, name: Method(name, "test only", argv)}
@@ -190,7 +190,7 @@ def test_runner_user_errors(tmp_path):
 
 def test_registry_and_pumba_argv():
     assert set(available_methods()) >= {"otsu", "gmm", "bet", "deepbet", "pumba"}
-    argv = METHODS["pumba"].argv("in.nii.gz", "out.nii.gz", "ckpt.pt")
+    argv = METHODS["pumba"].argv("in.nii.gz", "out.nii.gz", "ckpt.pt", 1)
     assert argv[1:] == [
         "-m",
         "pumba.cli",
@@ -201,6 +201,8 @@ def test_registry_and_pumba_argv():
         "out.nii.gz",
         "--model",
         "ckpt.pt",
+        "--threads",
+        "1",
         "--device",
         "cpu",
     ]

@@ -3,7 +3,8 @@
 Every method is a command line (``argv``) that reads one image and writes one binary mask on the
 image's grid. The in-process baselines (otsu, gmm, bet, deepbet) are ``python -m`` modules of this
 package that share :func:`baseline_main`; ``pumba`` is our own ``pumba strip`` command.
-Threads are set by the runner through the environment (OMP_NUM_THREADS and friends), not argv.
+Threads are set by the runner through the environment (OMP_NUM_THREADS and friends); ``pumba strip``
+also gets ``--threads``, since it sets torch's thread count itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-ArgvBuilder = Callable[[str, str, str | None], list[str]]
+ArgvBuilder = Callable[[str, str, str | None, int | None], list[str]]
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class Method:
     Attributes:
         name: the method's name in records and tables.
         summary: one line for ``--help``.
-        argv: builds the child's command line from (image path, mask path, model path or None).
+        argv: builds the child's command line from (image path, mask path, model path or None, threads or
+            None).
         takes_model: whether ``--model`` means anything for this method.
     """
 
@@ -37,18 +39,20 @@ class Method:
 
 
 def _module(module: str) -> ArgvBuilder:
-    def build(image: str, mask: str, model: str | None) -> list[str]:
+    def build(image: str, mask: str, model: str | None, threads: int | None) -> list[str]:
         return [sys.executable, "-m", f"pumba.baselines.{module}", "-i", image, "-o", mask]
 
     return build
 
 
-def _pumba(image: str, mask: str, model: str | None) -> list[str]:
+def _pumba(image: str, mask: str, model: str | None, threads: int | None) -> list[str]:
     # Without --model, ``pumba strip`` decides (packaged weights, or a one-line error).
     # The benchmark times every method on CPU, so the device is fixed.
     argv = [sys.executable, "-m", "pumba.cli", "strip", "-i", image, "-m", mask]
     if model is not None:
         argv += ["--model", model]
+    if threads is not None:  # strip sets torch's threads itself (default: every core it may use)
+        argv += ["--threads", str(threads)]
     return [*argv, "--device", "cpu"]
 
 

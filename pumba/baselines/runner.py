@@ -217,7 +217,7 @@ def run_method(
     # A mask left by an earlier run must not pass for this run's output.
     mask_out.unlink(missing_ok=True)
 
-    argv = spec.argv(str(image), str(mask_out), None if model is None else str(model))
+    argv = spec.argv(str(image), str(mask_out), None if model is None else str(model), threads)
     home = Path(tempfile.mkdtemp(prefix="pumba-run-"))
     stderr_path = home / "stderr.log"
     result: ChildResult | None = None
