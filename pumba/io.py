@@ -168,40 +168,36 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 def save_like(data: np.ndarray, like: Volume, path: str | os.PathLike, dtype=np.uint8) -> None:
     """Write ``data`` (shape like.data.shape) on ``like``'s grid and affine, atomically.
 
-    The format follows ``path``'s suffix (.nii.gz, .nii, .mgz, .mgh).
+    The format follows ``path``'s suffix (.nii.gz, .nii, .mgz, .mgh); a NIfTI keeps ``like``'s header
+    (its qform/sform codes) with the new dtype and no intensity scaling.
     """
-    path = Path(path)
     if data.shape != like.data.shape:
         raise ValueError(f"shape {data.shape} does not match the reference {like.data.shape}")
-    suffix = suffix_of(path)
-    arr = np.asarray(data, dtype=dtype)
-    if suffix in (".mgz", ".mgh"):
-        out = nib.MGHImage(arr, like.affine)
-    elif suffix in (".nii.gz", ".nii"):
-        header = like.image.header.copy() if isinstance(like.image, nib.Nifti1Image) else None
-        out = nib.Nifti1Image(arr, like.affine, header=header)
-        out.set_data_dtype(dtype)
-        out.header.set_slope_inter(1, 0)
-        qcode = int(header["qform_code"]) if header is not None else 1
-        scode = int(header["sform_code"]) if header is not None else 1
-        out.set_qform(like.affine, code=qcode or 1)
-        out.set_sform(like.affine, code=scode or 1)
-    else:
-        raise InputError(f"{path}: unknown output format; use .nii.gz, .nii, .mgz or .mgh")
-    with atomic_output(path) as tmp:
-        nib.save(out, str(tmp))
+    header = like.image.header if isinstance(like.image, nib.Nifti1Image) else None
+    _save(np.asarray(data, dtype=dtype), like.affine, path, header)
 
 
 def save_array(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> None:
     """Write a NIfTI or MGZ volume with the given affine atomically (dtype kept)."""
+    _save(data, affine, path, None)
+
+
+def _save(arr: np.ndarray, affine: np.ndarray, path: str | os.PathLike, header) -> None:
+    """Build the image for ``path``'s format (from a NIfTI ``header`` if given) and write it atomically."""
     path = Path(path)
     suffix = suffix_of(path)
     if suffix in (".mgz", ".mgh"):
-        out = nib.MGHImage(data, affine)
+        out = nib.MGHImage(arr, affine)
     elif suffix in (".nii.gz", ".nii"):
-        out = nib.Nifti1Image(data, affine)
-        out.set_qform(affine, code=1)
-        out.set_sform(affine, code=1)
+        out = nib.Nifti1Image(arr, affine, header=None if header is None else header.copy())
+        qcode = sform_code = 1
+        if header is not None:
+            out.set_data_dtype(arr.dtype)
+            out.header.set_slope_inter(1, 0)
+            qcode = int(header["qform_code"]) or 1
+            sform_code = int(header["sform_code"]) or 1
+        out.set_qform(affine, code=qcode)
+        out.set_sform(affine, code=sform_code)
     else:
         raise InputError(f"{path}: unknown output format; use .nii.gz, .nii, .mgz or .mgh")
     with atomic_output(path) as tmp:
