@@ -293,10 +293,10 @@ class Trainer:
             bar.set_postfix(loss=f"{loss.item():.3f}", dice=f"{parts['dice_interior']:.3f}", refresh=False)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 self._log(loss.item(), parts, lr)
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+            due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+            if due or self._stop_signal is not None:
                 self.save_checkpoint()
             if self._stop_signal is not None:
-                self.save_checkpoint()
                 raise TrainingInterruptedError(self._stop_signal, self.step)
 
     def _log(self, loss: float, parts: dict, lr: float) -> None:
