@@ -41,11 +41,24 @@ def test_normalise_percentiles_nan_and_errors():
 def test_auto_mode_follows_the_field_of_view(tmp_path):
     human = _volume(head_phantom((48, 56, 40), (4.0, 4.0, 4.0)), tmp_path, "h.nii.gz")
     mouse = _volume(head_phantom((64, 64, 20), (0.125, 0.125, 0.75)), tmp_path, "m.nii.gz")
-    assert choose_mode(human) == "transform"
+    assert choose_mode(human) == "transform"  # without the image only the field of view's size decides
     assert choose_mode(mouse) == "resize"
     assert choose_mode(mouse, "transform") == "transform"
     with pytest.raises(InputError, match="--mode sideways"):
         choose_mode(human, "sideways")
+
+
+def test_auto_mode_resizes_a_head_that_fills_its_field_of_view_whatever_the_header(tmp_path):
+    # a mouse whose header was scaled 10x (1.25 x 1.25 x 7.5 mm voxels, a 160 mm field of view): like a human's
+    mouse10 = _volume(head_phantom((128, 128, 20), (1.25, 1.25, 7.5)), tmp_path, "m10.nii.gz")
+    human = _volume(head_phantom((90, 108, 90), (2.0, 2.0, 2.0)), tmp_path, "h.nii.gz")
+    for vol in (mouse10, human):
+        assert choose_mode(vol, "auto", normalise(vol.data)) == "resize"
+    # the same human head in a 512 mm field of view (a localiser, neck and shoulders): in world space
+    padded = np.zeros((256, 256, 256), np.float32)
+    padded[83:173, 74:182, 83:173] = human.data
+    wide = _volume(nib.Nifti1Image(padded, np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path, "wide.nii.gz")
+    assert choose_mode(wide, "auto", normalise(wide.data)) == "transform"
 
 
 @pytest.mark.parametrize("mode", ["transform", "resize"])
@@ -209,7 +222,7 @@ def test_strip_bad_inputs_are_one_line_errors(tmp_path, tiny_model, capsys):
 def test_strip_uses_the_shipped_weights_by_default(tmp_path, itk_head):
     from pumba.infer.strip import default_model_path
 
-    assert default_model_path().name == "pumba-default.pt"
+    assert default_model_path().name == "pumba-v1.pt"
     image, reference = itk_head
     mask = tmp_path / "mask.nii.gz"
     assert main(["strip", "-i", str(image), "-m", str(mask), "--device", "cpu", "-q"]) == 0

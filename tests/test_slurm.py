@@ -166,13 +166,13 @@ def test_tiny_dag_runs_through_sbatch(cluster, tmp_path, itk_head):
 
     summary = pd.read_csv(work / "results" / "tables" / "summary.csv")
     assert set(zip(summary["method"], summary["dataset"], strict=True)) == {
-        ("pumba", "itk-kmeans"),
+        ("pumba-quick", "itk-kmeans"),
         ("otsu", "itk-kmeans"),
     }
     assert summary["dice_mean"].between(0, 1).all()
     otsu = summary[summary["method"] == "otsu"].iloc[0]
     assert otsu["n_failed"] == 0 and otsu["dice_mean"] > 0.3
-    assert (work / "results" / "model" / "pumba" / "model.pt").is_file()
+    assert (work / "results" / "model" / "pumba-quick" / "model.pt").is_file()
 
 
 def test_failing_job_is_reported_failed_after_its_retry(cluster, tmp_path):
@@ -181,8 +181,10 @@ def test_failing_job_is_reported_failed_after_its_retry(cluster, tmp_path):
     bad_train = tmp_path / "bad_train.yaml"
     bad_train.write_text("stepz: 3\n")
     override = tmp_path / "bad.yaml"
-    override.write_text(yaml.safe_dump({"training": {"config": str(bad_train)}}))
-    res = run_workflow(work, PROFILE.parent, "results/model/pumba/model.pt", configs=(override,), limit_s=180)
+    override.write_text(yaml.safe_dump({"models": {"pumba-quick": {"train": str(bad_train)}}}))
+    res = run_workflow(
+        work, PROFILE.parent, "results/model/pumba-quick/model.pt", configs=(override,), limit_s=180
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-6000:]
     assert "Error in rule train" in out
@@ -192,8 +194,8 @@ def test_failing_job_is_reported_failed_after_its_retry(cluster, tmp_path):
     for jobid, _, _ in jobs:
         assert scontrol_job(jobid)["JobState"] == "FAILED"
         assert f"SLURM-job '{jobid}' failed" in out
-    assert "stepz" in (work / "logs" / "model" / "train.log").read_text()
-    assert not (work / "results" / "model" / "pumba" / "model.pt").exists()
+    assert "stepz" in (work / "logs" / "model" / "train_pumba-quick.log").read_text()
+    assert not (work / "results" / "model" / "pumba-quick" / "model.pt").exists()
 
 
 def test_stop_removes_exactly_what_start_made(cluster):

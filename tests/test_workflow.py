@@ -50,6 +50,23 @@ def test_dry_run_of_the_default_config(tmp_path):
     assert "prepare_dataset" in res.stdout and "train" in res.stdout
 
 
+def test_a_method_that_is_neither_a_model_nor_a_baseline_is_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("methods:\n", "methods:\n  - hdbet3\n"))
+    res = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
+    assert res.returncode != 0
+    assert "hdbet3 is neither one of 'models'" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("target", ["release", "ablation"])
+def test_dry_run_of_the_release_and_ablation_targets(tmp_path, target):
+    res = snakemake("-n", "--cores", "2", target, "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    expected = {"release": ["train", "export_release", "release_scores"], "ablation": ["train_arm"]}[target]
+    for rule in expected:
+        assert rule in res.stdout
+
+
 @pytest.mark.slow
 def test_tiny_dag_end_to_end(tmp_path):
     res = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
@@ -59,7 +76,8 @@ def test_tiny_dag_end_to_end(tmp_path):
     available = set(datasets.loc[datasets["available"], "dataset"])
     assert "itk-kmeans" in available
     pairs = set(zip(summary["method"], summary["dataset"], strict=True))
-    assert pairs == {(m, d) for m in ("pumba", "otsu", "gmm", "bet") for d in available}
+    methods = ("pumba", "pumba-quick", "otsu", "gmm", "bet")
+    assert pairs == {(m, d) for m in methods for d in available}
     ok = summary[summary["n_failed"] < summary["n"]]
     assert ok["dice_mean"].between(0, 1).all()
     otsu_itk = summary[(summary["method"] == "otsu") & (summary["dataset"] == "itk-kmeans")].iloc[0]
@@ -88,4 +106,4 @@ def test_datasets_that_cannot_be_had_are_skipped_and_reported(tmp_path):
         assert "download" in datasets.loc[skipped, "reason"] or "mirror" in datasets.loc[skipped, "reason"]
     summary = pd.read_csv(tmp_path / "results" / "tables" / "summary.csv")
     assert set(summary["dataset"]) == {"itk-kmeans"}
-    assert set(summary["method"]) == {"pumba", "otsu"}
+    assert set(summary["method"]) == {"pumba", "pumba-quick", "otsu"}

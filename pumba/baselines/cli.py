@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset id copied into the record")
     p.add_argument("--subject", help="subject id copied into the record")
     p.add_argument("--model", metavar="CKPT", help="checkpoint (method pumba only)")
+    p.add_argument("--name", help="the method's name in the record (default: --method)")
     p.add_argument("--threads", type=int, metavar="N", help="thread limit for the method")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="kill the method after this long")
     p.set_defaults(func=_run)
@@ -44,5 +45,6 @@ def _run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         dataset=args.dataset,
         subject=args.subject,
+        name=args.name,
     )
     return 0

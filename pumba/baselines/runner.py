@@ -178,6 +178,7 @@ def run_method(
     *,
     dataset: str | None = None,
     subject: str | None = None,
+    name: str | None = None,
     methods: Mapping[str, Method] | None = None,
 ) -> dict:
     """Run ``method`` on ``image`` in a child process; write the mask and a JSON record atomically.
@@ -191,6 +192,8 @@ def run_method(
         threads: thread limit for the child (OMP/MKL/OpenBLAS/numba variables); None = inherit.
         timeout_s: wall-clock limit in seconds; past it the child's process group is killed.
         dataset, subject: copied into the record (the keys of the evaluation tables).
+        name: the method's name in the record and the tables (default ``method``), e.g. ``pumba-quick``
+            for method ``pumba`` run with another model.
         methods: the registry to use (tests add methods that crash on purpose).
 
     Returns:
@@ -235,7 +238,7 @@ def run_method(
     if error is not None:
         mask_out.unlink(missing_ok=True)
     record = {
-        "method": method,
+        "method": name or method,
         "dataset": dataset,
         "subject": subject,
         "image": str(image),

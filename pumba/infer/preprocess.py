@@ -3,9 +3,13 @@
 ``transform`` (human-sized heads): resample in world space to ``fov_mm / size`` mm isotropic voxels on a
 ``size^3`` grid aligned with the world (RAS) axes and centred on the head:
 the geometry of the synthetic world.
-``resize`` (animals, whose brains are millimetres wide): stretch the whole field of view, axis by axis, to
-``size^3``. ``auto`` picks ``resize`` when the largest extent of the field of view is below
-``RESIZE_BELOW_MM``.
+``resize``: stretch the whole field of view, axis by axis, to ``size^3``. It does not read the voxel sizes, so
+it works whatever the species and whatever the header says (rodent headers are often scaled 10x so that
+human tools accept them). ``auto`` picks ``resize`` when the head fills the field of view (its bounding box
+spans at least ``HEAD_FILLS_FOV`` of it along every axis), as it does in almost every scan, of any species,
+and as the synthetic heads fill theirs; and when the field of view is too small for a human head
+(``RESIZE_BELOW_MM``). It picks ``transform`` for a head small in a large field of view (neck, shoulders, a
+wide localiser), which ``resize`` would shrink.
 
 Both give a 4x4 matrix ``grid_to_input`` that maps network-grid voxel indices to input voxel indices, used to
 go there (resampling the image) and back (resampling the prediction onto the input's grid).
@@ -23,6 +27,10 @@ from pumba.io import InputError, Volume
 
 RESIZE_BELOW_MM = 150.0
 """A field of view whose largest extent is below this (mm) cannot hold a human head: resize it."""
+HEAD_FILLS_FOV = 0.5
+"""``auto`` resizes when the head's bounding box spans at least this fraction of the field of view per axis."""
+HEAD_LEVEL = 0.1
+"""Head voxels: above this fraction of the normalised intensity range (1st-99th percentile)."""
 
 MODES = ("auto", "transform", "resize")
 
@@ -83,13 +91,32 @@ def field_of_view_mm(volume: Volume) -> np.ndarray:
     return np.asarray(volume.data.shape) * volume.zooms
 
 
-def choose_mode(volume: Volume, mode: str = "auto") -> str:
-    """Resolve ``auto`` to 'transform' or 'resize' from the field of view (see RESIZE_BELOW_MM)."""
+def head_extent(normalised: np.ndarray) -> np.ndarray:
+    """Fraction of the field of view that the head's bounding box spans along each voxel axis (0 if no head).
+
+    ``normalised`` is the image from :func:`normalise`; head voxels are those above ``HEAD_LEVEL``.
+    """
+    box = bounding_box(normalised > HEAD_LEVEL)
+    if box is None:
+        return np.zeros(normalised.ndim)
+    return np.array([(b.stop - b.start) / n for b, n in zip(box, normalised.shape, strict=True)])
+
+
+def choose_mode(volume: Volume, mode: str = "auto", normalised: np.ndarray | None = None) -> str:
+    """Resolve ``auto`` to 'transform' or 'resize' (see the module's docstring).
+
+    ``normalised`` (the :func:`normalise`-d data of ``volume``) lets ``auto`` see how much of the field of view
+    the head fills; without it only the field of view's size decides.
+    """
     if mode not in MODES:
         raise InputError(f"--mode {mode}: expected one of {', '.join(MODES)}")
     if mode != "auto":
         return mode
-    return "resize" if field_of_view_mm(volume).max() < RESIZE_BELOW_MM else "transform"
+    if field_of_view_mm(volume).max() < RESIZE_BELOW_MM:
+        return "resize"
+    if normalised is not None and head_extent(normalised).min() >= HEAD_FILLS_FOV:
+        return "resize"
+    return "transform"
 
 
 def plan_geometry(volume: Volume, normalised: np.ndarray, size: int, fov_mm: float, mode: str) -> Geometry:
@@ -113,7 +140,7 @@ def plan_geometry(volume: Volume, normalised: np.ndarray, size: int, fov_mm: flo
 
 def _head_centre(normalised: np.ndarray) -> np.ndarray:
     """Voxel coordinates of the centre of the head's bounding box (voxels above 10 % of the range)."""
-    fg = normalised > 0.1
+    fg = normalised > HEAD_LEVEL
     box = bounding_box(fg) if np.count_nonzero(fg) >= 10 else None
     if box is None:
         return (np.asarray(normalised.shape) - 1) / 2

@@ -64,7 +64,7 @@ def brain_mask(
     """
     canonical, reorientation = to_canonical(volume)
     image = normalise(canonical.data, volume.path)
-    resolved = choose_mode(canonical, mode)
+    resolved = choose_mode(canonical, mode, image)
     geometry = plan_geometry(canonical, image, int(info["input_size"]), float(info["fov_mm"]), resolved)
     grid_image = to_grid(image, geometry, overwrite=True)
     del image

@@ -32,8 +32,13 @@ class TrainConfig:
             (0 = generate every batch afresh, on the fly).
         checkpoint_every: steps between checkpoints (one is also written on SIGTERM and at the end).
         log_every: steps between rows of the CSV log.
+        snapshot_every: steps between float16 model snapshots kept in ``snapshots/`` for learning
+            curves (0: none).
         channels_last: use the channels-last-3d memory format (faster convolutions on CPU).
         amp: bfloat16 autocast on CUDA (ignored on CPU).
+        init: weights to start from (a model file or training checkpoint of the same architecture, a path
+            relative to the working directory); empty: a seeded random initialisation. The optimiser and
+            schedule start afresh either way.
         synth: :class:`pumba.synth.SynthConfig` overrides.
     """
 
@@ -52,14 +57,20 @@ class TrainConfig:
     refresh_every: int = 4
     checkpoint_every: int = 100
     log_every: int = 10
+    snapshot_every: int = 0
     channels_last: bool = True
     amp: bool = True
+    init: str = ""
     synth: dict = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        """Read and validate a YAML training config; errors name the file and the key."""
-        raw = read_mapping(path, "training config")
+        """Read and validate a YAML training config; errors name the file and the key.
+
+        A ``base: OTHER.yaml`` key (relative to this file's folder) starts from that config: this file's keys
+        replace the base's, except ``synth``, whose keys are merged into the base's ``synth``.
+        """
+        raw = resolve_bases(Path(path))
         try:
             return cls.from_dict(raw)
         except (TypeError, ValueError) as exc:
@@ -81,6 +92,10 @@ class TrainConfig:
                 if not isinstance(value, dict):
                     raise ValueError("'synth' must be a mapping of generator settings")
                 values[key] = dict(value)
+            elif key == "init":
+                if not isinstance(value, str):
+                    raise ValueError(f"'init' must be a path, got {value!r}")
+                values[key] = value
             elif isinstance(default, bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"'{key}' must be true or false, got {value!r}")
@@ -112,3 +127,22 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["widths"] = list(self.widths)
         return d
+
+
+def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The mapping of a config file with its ``base:`` chain applied (see :meth:`TrainConfig.from_yaml`)."""
+    raw = read_mapping(path, "training config")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise InputError(f"{path}: 'base' must be a path to another training config, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise InputError(f"{path}: 'base' chain loops back to {base_path}")
+    merged = resolve_bases(base_path, (*seen, path.resolve()))
+    synth = {**merged.get("synth", {}), **raw.pop("synth", {})}
+    merged.update(raw)
+    if synth:
+        merged["synth"] = synth
+    return merged

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from pumba.io import InputError, remove_stale_temporaries, write_text_atomic
-from pumba.model.checkpoint import load_checkpoint, save_checkpoint, save_model
+from pumba.model.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from pumba.model.config import TrainConfig
 from pumba.model.loss import pumba_loss
 from pumba.model.unet import UNet3D
@@ -158,6 +158,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # the initial weights are a draw too
             self.model = UNet3D(widths=cfg.widths, bottleneck=cfg.bottleneck).to(self.device)
+        if cfg.init:
+            self._load_init(cfg.init)
         self.memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -165,6 +167,16 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self._stop_signal: int | None = None
+
+    def _load_init(self, path: str) -> None:
+        """Start from the weights in ``path`` (same architecture; InputError naming the file otherwise)."""
+        init, _ = load_model(path)
+        if init.architecture() != self.model.architecture():
+            raise InputError(
+                f"{path}: init weights are a {init.architecture()} network, the config asks for "
+                f"{self.model.architecture()}"
+            )
+        self.model.load_state_dict(init.state_dict())
 
     # -- state -----------------------------------------------------------------------------------------
     @property
@@ -195,6 +207,14 @@ class Trainer:
                 "config": self.cfg.to_dict(),
             },
         )
+
+    def save_snapshot(self) -> Path:
+        """Write ``snapshots/model_step<step>.pt`` (float16 inference weights) for a learning curve."""
+        path = self.out_dir / "snapshots" / f"model_step{self.step:06d}.pt"
+        path.parent.mkdir(exist_ok=True)
+        meta = {"steps": self.step, "seconds": round(self.elapsed, 1), "config": self.cfg.to_dict()}
+        save_model(self.model, path, self.cfg.input_size, self.cfg.fov_mm, meta=meta, half=True)
+        return path
 
     def resume(self) -> bool:
         """Load ``checkpoint.pt`` if present; returns whether a run was resumed.
@@ -293,6 +313,8 @@ class Trainer:
             bar.set_postfix(loss=f"{loss.item():.3f}", dice=f"{parts['dice_interior']:.3f}", refresh=False)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 self._log(loss.item(), parts, lr)
+            if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
+                self.save_snapshot()
             due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
             if due or self._stop_signal is not None:
                 self.save_checkpoint()

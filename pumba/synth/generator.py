@@ -13,6 +13,7 @@ depend on the batch it is generated in (bit-identical on CPU).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pumba.synth import deform, intensity, labels, shapes
+from pumba.synth import artefacts, deform, intensity, labels, shapes
 
 REFERENCE_SIZE = 128
 CPU_CHUNK_VOXELS = 2**21
-_STREAM_PARAMS, _STREAM_NOISE, _STREAM_AUGMENT = 1, 2, 3
+_STREAM_PARAMS, _STREAM_NOISE, _STREAM_AUGMENT, _STREAM_EXTENSIONS, _STREAM_ARTEFACT_NOISE = 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,23 @@ class SynthConfig:
         closing_radius: ball radius of the closing applied to the warped brain mask (step 9).
         flip: random flip per axis in :func:`augment`.
         roll: :func:`augment` rolls each axis by up to +-roll voxels.
+
+    Extensions (each off at its default, which is the reference method; draws come from their own
+    random streams, so switching one on leaves every other draw of a sample unchanged):
+        zoom: every length of the scene (head, skull, brain, extras, holes, lesions, head shift,
+            deformation) is multiplied by a factor drawn uniformly from this range: the head fills
+            more or less of the field of view, as real scans do (a human head in 256 mm, a cropped
+            animal head in its own small field of view).
+        lesions: number of lesion-like blobs (integer range, half-open) painted inside the brain with an
+            intensity of their own (mean uniform in [0, 1], deviation from ``sigma``); label brain.
+        lesion_diameter: their diameters per axis (reference voxels).
+        bias_std: standard deviation of the log bias field at ``bias_grid``^3 control points (0: none).
+        gamma_std: standard deviation of log(gamma); the image is raised to gamma (0: none).
+        blur_sigma: range of the Gaussian blur sigma per axis, in reference voxels (2 mm).
+        thick_slice_prob: probability of thick slices along one random axis.
+        thick_slice_factor: their thickness in reference voxels (integer range, half-open).
+        noise_std: range of the standard deviation of additive Gaussian noise.
+        normalise: rescale each image between its 1st and 99th percentiles, as inference does.
     """
 
     size: int = 128
@@ -94,6 +112,17 @@ class SynthConfig:
     closing_radius: int = 2
     flip: bool = True
     roll: int = 10
+    zoom: tuple[float, float] = (1.0, 1.0)
+    lesions: tuple[int, int] = (0, 1)
+    lesion_diameter: tuple[int, int] = (4, 20)
+    bias_std: float = 0.0
+    bias_grid: int = 4
+    gamma_std: float = 0.0
+    blur_sigma: tuple[float, float] = (0.0, 0.0)
+    thick_slice_prob: float = 0.0
+    thick_slice_factor: tuple[int, int] = (2, 5)
+    noise_std: tuple[float, float] = (0.0, 0.0)
+    normalise: bool = False
 
     def __post_init__(self) -> None:
         int_ranges = {
@@ -105,12 +134,21 @@ class SynthConfig:
             "n_holes": self.n_holes,
             "hole_diameter": self.hole_diameter,
             "svf_sigma": self.svf_sigma,
+            "lesions": self.lesions,
+            "lesion_diameter": self.lesion_diameter,
+            "thick_slice_factor": self.thick_slice_factor,
             **{f"brain_gap[{i}]": r for i, r in enumerate(self.brain_gap)},
         }
         for name, (lo, hi) in int_ranges.items():
             if not lo < hi or lo < 0:
                 raise ValueError(f"SynthConfig.{name}: need 0 <= lo < hi, got ({lo}, {hi})")
-        for name, (lo, hi) in {"mu": self.mu, "sigma": self.sigma}.items():
+        float_ranges = {
+            "mu": self.mu,
+            "sigma": self.sigma,
+            "blur_sigma": self.blur_sigma,
+            "noise_std": self.noise_std,
+        }
+        for name, (lo, hi) in float_ranges.items():
             if not 0 <= lo <= hi:
                 raise ValueError(f"SynthConfig.{name}: need 0 <= lo <= hi, got ({lo}, {hi})")
         checks = {
@@ -128,6 +166,13 @@ class SynthConfig:
             "rotation_deg": self.rotation_deg >= 0,
             "closing_radius": self.closing_radius >= 0,
             "roll": self.roll >= 0,
+            "zoom": 0 < self.zoom[0] <= self.zoom[1],
+            "lesion_diameter": self.lesion_diameter[0] >= 1,
+            "bias_std": self.bias_std >= 0,
+            "bias_grid": self.bias_grid >= 2,
+            "gamma_std": self.gamma_std >= 0,
+            "thick_slice_prob": 0 <= self.thick_slice_prob <= 1,
+            "thick_slice_factor": self.thick_slice_factor[0] >= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -198,7 +243,8 @@ class SampleParams:
     """One sample's random draws, already in voxels of the S^3 grid (float32 CPU tensors).
 
     Centres and radii are (3,) or (K, 3); ``mu``/``sigma`` are the block tables
-    ((n_extra + 3) * n^3,): background, shell, extras, brain, n^3 entries each.
+    ((n_extra + 3) * n^3 + L,): background, shell, extras, brain, n^3 entries each, then one entry per
+    possible lesion (L = ``lesions[1] - 1``; ``lesion_centres``/``lesion_radii`` hold the drawn ones).
     ``velocity`` (3, G, G, G) in voxels; ``rotation`` (3, 3); ``noise_seed`` seeds the voxel noise.
     """
 
@@ -210,17 +256,22 @@ class SampleParams:
     extra_radii: torch.Tensor
     hole_centres: torch.Tensor
     hole_radii: torch.Tensor
+    lesion_centres: torch.Tensor
+    lesion_radii: torch.Tensor
     mu: torch.Tensor
     sigma: torch.Tensor
     velocity: torch.Tensor
     rotation: torch.Tensor
     noise_seed: int
+    artefacts: artefacts.ArtefactParams
 
 
 def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     """All random parameters of one sample, from ``seed`` alone (CPU, device-independent)."""
     g = torch.Generator().manual_seed(_seed_from(seed, _STREAM_PARAMS))
-    f = config.scale
+    ext = torch.Generator().manual_seed(_seed_from(seed, _STREAM_EXTENSIONS))
+    zoom = config.zoom[0] + (config.zoom[1] - config.zoom[0]) * float(torch.rand(1, generator=ext))
+    f = config.scale * zoom
     centre = (config.size - 1) / 2
 
     def ints(rng: tuple[int, int], n: int = 3) -> torch.Tensor:
@@ -258,6 +309,8 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     mu = uniform(config.mu, n_blocks)
     sigma = uniform(config.sigma, n_blocks)
     mu[:n_bg], sigma[:n_bg] = config.background
+    lesion_c, lesion_r, lesion_mu, lesion_sigma = _draw_lesions(ext, config, brain_d, f, centre)
+    mu, sigma = torch.cat([mu, lesion_mu]), torch.cat([sigma, lesion_sigma])
 
     svf_sigma = float(torch.randint(*config.svf_sigma, (1,), generator=g))
     velocity = torch.randn((3,) + (config.svf_grid,) * 3, generator=g) * (svf_sigma * f * config.svf_scale)
@@ -275,11 +328,67 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
         extra_radii=stack(extra_r),
         hole_centres=stack(hole_c),
         hole_radii=stack(hole_r),
+        lesion_centres=lesion_c,
+        lesion_radii=lesion_r,
         mu=mu,
         sigma=sigma,
         velocity=velocity,
         rotation=deform.rotation_matrix(tuple(float(a) for a in angles)),
         noise_seed=_seed_from(seed, _STREAM_NOISE),
+        artefacts=_draw_artefacts(ext, config, seed),
+    )
+
+
+def _draw_lesions(
+    ext: torch.Generator, config: SynthConfig, brain_d: torch.Tensor, f: float, centre: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lesion centres and radii (n, 3) in voxels inside the brain's extent, and the intensity table
+    entries (L,) of every possible lesion; every lesion's values are drawn, used or not."""
+    n_max = config.lesions[1] - 1
+    n = int(torch.randint(config.lesions[0], config.lesions[1], (1,), generator=ext))
+    centres, radii, mus, sigmas = [], [], [], []
+    for _ in range(n_max):
+        d = torch.randint(config.lesion_diameter[0], config.lesion_diameter[1], (3,), generator=ext).float()
+        # centre within 0.8 of the brain's half-axis, in the unit ball, so the blob is mostly inside
+        direction = torch.randn(3, generator=ext)
+        radius = torch.rand(1, generator=ext) ** (1 / 3)
+        offset = direction / direction.norm().clamp(min=1e-6) * radius * 0.8 * brain_d / 2
+        centres.append(centre + offset * f)
+        radii.append(d * f / 2)
+        mus.append(torch.rand(1, generator=ext))
+        sigmas.append(config.sigma[0] + (config.sigma[1] - config.sigma[0]) * torch.rand(1, generator=ext))
+    if n_max == 0:
+        empty = torch.zeros((0, 3))
+        return empty, empty, torch.zeros(0), torch.zeros(0)
+    return (
+        torch.stack(centres[:n]) if n else torch.zeros((0, 3)),
+        torch.stack(radii[:n]) if n else torch.zeros((0, 3)),
+        torch.cat(mus),
+        torch.cat(sigmas),
+    )
+
+
+def _draw_artefacts(ext: torch.Generator, config: SynthConfig, seed: int) -> artefacts.ArtefactParams:
+    """The acquisition artefacts of one sample (:mod:`pumba.synth.artefacts`), every value always drawn
+    in the same order so that switching one artefact off leaves the others' draws unchanged."""
+    bias = torch.randn((config.bias_grid,) * 3, generator=ext) * config.bias_std
+    gamma = math.exp(float(torch.randn(1, generator=ext)) * config.gamma_std)
+    lo, hi = config.blur_sigma
+    blur = (lo + (hi - lo) * torch.rand(3, generator=ext)) * config.scale
+    thick = float(torch.rand(1, generator=ext)) < config.thick_slice_prob
+    axis = int(torch.randint(0, 3, (1,), generator=ext))
+    factor = int(torch.randint(*config.thick_slice_factor, (1,), generator=ext))
+    lo, hi = config.noise_std
+    noise = lo + (hi - lo) * float(torch.rand(1, generator=ext))
+    return artefacts.ArtefactParams(
+        bias=bias,
+        gamma=gamma,
+        blur_sigma=blur,
+        slice_axis=axis,
+        slice_factor=max(1, round(factor * config.scale)) if thick else 1,
+        noise_std=noise,
+        noise_seed=_seed_from(seed, _STREAM_ARTEFACT_NOISE),
+        normalise=config.normalise,
     )
 
 
@@ -351,6 +460,16 @@ def anatomy(
     brain = shapes.ellipsoid(centre, brain_r, full)
     sub = shapes.ellipsoid_blocks(centre, brain_r, config.block_divisions, full)
     blocks = torch.where(brain, sub.add_((config.n_extra + 2) * n3), blocks)
+    # Lesions inside the brain, each one table entry after the brain's blocks.
+    for b, p in enumerate(params):
+        for k, (c_cpu, r_cpu) in enumerate(zip(p.lesion_centres, p.lesion_radii, strict=True)):
+            window = shapes.bounding_window(c_cpu, r_cpu, size)
+            if window is None:
+                continue
+            inside = shapes.ellipsoid(c_cpu[None].to(device), r_cpu[None].to(device), window)[0]
+            region = (b, *shapes.window_slices(window))
+            inside &= brain[region]
+            blocks[region] = torch.where(inside, (config.n_extra + 3) * n3 + k, blocks[region])
     return blocks, brain, holes & brain
 
 
@@ -402,6 +521,7 @@ def _generate(
         rotation = torch.stack([p.rotation for p in params]).to(device)
         grid = deform.sampling_grid(_displacement(params, config, device), rotation)
         image = deform.warp(image[:, None], grid, "bilinear").clamp_(0.0, 1.0)
+        image = torch.stack([artefacts.apply(image[b], p.artefacts) for b, p in enumerate(params)])
         mask = deform.warp(brain[:, None].float(), grid, "nearest")[:, 0] > 0.5
         radius = round(config.closing_radius * config.scale)
         mask = labels.binary_closing(mask, radius)

@@ -19,7 +19,31 @@ REGISTRY = repo_path(config["registry"])
 MIRROR = repo_path(config["mirror"]) if config["mirror"] else ""
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
-BASELINES = [m for m in METHODS if m != "pumba"]
+KNOWN_BASELINES = ("otsu", "gmm", "bet", "deepbet")
+_unknown = [m for m in METHODS if m not in config["models"] and m not in KNOWN_BASELINES]
+if _unknown:
+    raise ValueError(
+        f"config 'methods': {', '.join(_unknown)} is neither one of 'models' "
+        f"({', '.join(config['models'])}) nor a baseline ({', '.join(KNOWN_BASELINES)})"
+    )
+# Our models among the methods (config["models"]) and the baselines (the rest).
+MODELS = [m for m in METHODS if m in config["models"]]
+BASELINES = [m for m in METHODS if m not in config["models"]]
+# Training configs of the models this workflow trains, and of the release candidate (`snakemake release`).
+TRAIN_CONFIGS = {
+    name: spec["train"] for name, spec in config["models"].items() if "train" in spec
+}
+TRAIN_CONFIGS["release"] = config["release"]["config"]
+TRAINED = [m for m in MODELS if m in TRAIN_CONFIGS]
+
+
+def model_file(name):
+    """The model file of one of our models: its release weights, or the model trained by this workflow."""
+    spec = config["models"][name]
+    if "weights" in spec:
+        return repo_path(spec["weights"])
+    return f"results/model/{name}/model.pt"
+
 
 
 wildcard_constraints:
@@ -69,6 +93,5 @@ FINAL_TARGETS = [
     "results/tables/datasets.csv",
     "results/figures/dice.png",
     "results/figures/hd95.png",
-    "results/figures/training.png",
     "results/figures/synth_gallery.png",
-]
+] + (["results/figures/training.png"] if TRAINED else [])

@@ -22,9 +22,9 @@ rule figure_metric:
 
 
 rule figure_training:
-    """Training curves of the model trained by this workflow."""
+    """Training curves of the first model this workflow trains (config['methods'] order)."""
     input:
-        "results/model/pumba/train_log.csv",
+        f"results/model/{TRAINED[0] if TRAINED else 'none'}/train_log.csv",
     output:
         report(
             "results/figures/training.png",

@@ -1,14 +1,17 @@
-rule strip_pumba:
-    """Strip one subject with the model trained by this workflow; the run is recorded, failure included."""
+rule strip_model:
+    """Strip one subject with one of our models (config['models']: release weights or a model trained by this
+    workflow); the run is recorded, failure included."""
     input:
         data="results/data/{dataset}",
-        model="results/model/pumba/model.pt",
+        model=lambda wc: model_file(wc.method),
     output:
-        record="results/predictions/pumba/{dataset}/{subject}.json",
+        record="results/predictions/{method}/{dataset}/{subject}.json",
     log:
-        "logs/infer/pumba/{dataset}/{subject}.log",
+        "logs/infer/{method}/{dataset}/{subject}.log",
     benchmark:
-        "results/benchmarks/infer/pumba/{dataset}/{subject}.tsv"
+        "results/benchmarks/infer/{method}/{dataset}/{subject}.tsv"
+    wildcard_constraints:
+        method="|".join(MODELS) if MODELS else "none",
     conda:
         "../../envs/pumba.yaml"
     threads: 1
@@ -19,7 +22,7 @@ rule strip_pumba:
         mask=lambda wc, output: output.record.replace(".json", ".nii.gz"),
         timeout=config["inference"]["timeout_s"],
     shell:
-        "pumba run-method --method pumba --model {input.model} "
+        "pumba run-method --method pumba --name {wildcards.method} --model {input.model} "
         "-i {input.data}/{wildcards.subject}/image.nii.gz -o {params.mask} --record {output.record} "
         "--dataset {wildcards.dataset} --subject {wildcards.subject} --threads {threads} "
         "--timeout {params.timeout} > {log} 2>&1"

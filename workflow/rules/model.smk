@@ -1,14 +1,17 @@
 rule train:
-    """Train the PUMBA U-Net on synthetic heads generated on the fly (GPU when configured)."""
+    """Train one of our models (or the release candidate) on synthetic heads generated on the fly (GPU when
+    configured); a re-run resumes from the checkpoint."""
     input:
-        config=repo_path(config["training"]["config"]),
+        config=lambda wc: repo_path(TRAIN_CONFIGS[wc.model]),
     output:
-        model="results/model/pumba/model.pt",
-        log_csv="results/model/pumba/train_log.csv",
+        model="results/model/{model}/model.pt",
+        log_csv="results/model/{model}/train_log.csv",
     log:
-        "logs/model/train.log",
+        "logs/model/train_{model}.log",
     benchmark:
-        "results/benchmarks/model/train.tsv"
+        "results/benchmarks/model/train_{model}.tsv"
+    wildcard_constraints:
+        model="|".join(TRAIN_CONFIGS),
     conda:
         "../../envs/pumba.yaml"
     threads: config["training"]["threads"]
@@ -22,3 +25,61 @@ rule train:
     shell:
         "pumba train --config {input.config} --out {params.out} --resume "
         "--device {params.device} --threads {threads} --no-progress > {log} 2>&1"
+
+
+rule export_release:
+    """The release weights: the release run's model in float16 (half the size, same masks)."""
+    input:
+        "results/model/release/model.pt",
+    output:
+        f"results/release/{config['release']['name']}.pt",
+    log:
+        "logs/model/export_release.log",
+    conda:
+        "../../envs/pumba.yaml"
+    shell:
+        "pumba export-model --checkpoint {input} --out {output} --half > {log} 2>&1"
+
+
+rule release_scores:
+    """The release model and its snapshots scored on every prepared scan: the evaluation table and the
+    learning curve of the model card."""
+    input:
+        model=rules.export_release.output,
+        run="results/model/release/model.pt",
+        data=dataset_dirs,
+    output:
+        scores=report(
+            "results/release/scores.csv",
+            caption="../report/release_scores.rst",
+            category="Release",
+        ),
+        curve=report(
+            "results/release/learning_curve.csv",
+            caption="../report/learning_curve.rst",
+            category="Release",
+        ),
+    log:
+        "logs/model/release_scores.log",
+    benchmark:
+        "results/benchmarks/model/release_scores.tsv"
+    conda:
+        "../../envs/pumba.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    params:
+        manifests=lambda wc, input: [f"{d}/manifest.tsv" for d in input.data],
+        snapshots=lambda wc, input: os.path.join(os.path.dirname(input.run), "snapshots"),
+    shell:
+        "(pumba validate --model {input.model} --manifest {params.manifests} --out {output.scores} "
+        "--threads {threads} && "
+        "pumba validate --model {params.snapshots}/*.pt --manifest {params.manifests} "
+        "--out {output.curve} --threads {threads}) > {log} 2>&1"
+
+
+rule release:
+    """Target: train, export and score the release model (config['release'])."""
+    input:
+        rules.release_scores.output,

@@ -1,0 +1,88 @@
+"""Scoring models on real scans during development: learning curves and ablations.
+
+A model is run on every scan of one or more dataset manifests (``results/data/<dataset>/manifest.tsv``, made by
+``pumba data prepare``) in memory, exactly as ``pumba strip`` would, and scored against the reference masks.
+Nothing here feeds back into training: the scores only pick between recipes that are then applied to every
+species alike.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pumba.infer.strip import brain_mask
+from pumba.io import load_volume
+from pumba.metrics.distance import hd95
+from pumba.metrics.overlap import dice
+from pumba.metrics.tables import read_manifests
+from pumba.model.checkpoint import load_model
+
+COLUMNS = ("model", "step", "dataset", "subject", "species", "dice", "hd95_mm", "fp_ml", "fn_ml")
+
+
+def model_step(path: str | os.PathLike) -> int:
+    """The training step a model file stands for: its ``meta.steps``, else digits in its name, else -1."""
+    _, info = load_model(path)
+    steps = (info.get("meta") or {}).get("steps")
+    if steps is not None:
+        return int(steps)
+    match = re.search(r"(\d+)", Path(path).stem)
+    return int(match.group(1)) if match else -1
+
+
+def score_model(
+    model_path: str | os.PathLike,
+    manifests: Iterable[str | os.PathLike],
+    mode: str = "auto",
+    postprocessing: str = "tight",
+) -> pd.DataFrame:
+    """One row per scan (:data:`COLUMNS`): Dice, HD95 (mm), false-positive and false-negative volume (ml)."""
+    model, info = load_model(model_path)
+    step = (info.get("meta") or {}).get("steps", -1)
+    rows = []
+    for _, item in read_manifests(manifests).iterrows():
+        volume = load_volume(item["image"])
+        ref = load_volume(item["mask"]).data > 0.5
+        with torch.inference_mode():
+            pred, _ = brain_mask(volume, model, info, mode, postprocessing)
+        ml = float(np.prod(volume.zooms)) / 1000.0
+        rows.append(
+            {
+                "model": str(model_path),
+                "step": int(step),
+                "dataset": item["dataset"],
+                "subject": item["subject"],
+                "species": item["species"],
+                "dice": dice(pred, ref),
+                "hd95_mm": hd95(pred, ref, volume.zooms),
+                "fp_ml": float((pred & ~ref).sum()) * ml,
+                "fn_ml": float((~pred & ref).sum()) * ml,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def score_models(
+    model_paths: Iterable[str | os.PathLike],
+    manifests: list[str | os.PathLike],
+    mode: str = "auto",
+    postprocessing: str = "tight",
+) -> pd.DataFrame:
+    """:func:`score_model` for each model, concatenated."""
+    tables = [score_model(p, manifests, mode, postprocessing) for p in model_paths]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(COLUMNS))
+
+
+def species_mean(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean Dice per model: over each dataset first, then over datasets (every dataset weighs the same)."""
+    per_dataset = scores.groupby(["model", "step", "dataset"], as_index=False)["dice"].mean()
+    table = per_dataset.pivot_table(index=["model", "step"], columns="dataset", values="dice")
+    table["mean"] = table.mean(axis=1)
+    return table.reset_index()
