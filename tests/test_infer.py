@@ -49,7 +49,7 @@ def test_auto_mode_follows_the_field_of_view(tmp_path):
 
 
 def test_auto_mode_resizes_a_head_that_fills_its_field_of_view_whatever_the_header(tmp_path):
-    # a mouse whose header was scaled 10x (1.25 x 1.25 x 7.5 mm voxels, a 160 mm field of view): like a human's
+    # a mouse whose header was scaled 10x (1.25 x 1.25 x 7.5 mm voxels, a 160 mm field of view)
     mouse10 = _volume(head_phantom((128, 128, 20), (1.25, 1.25, 7.5)), tmp_path, "m10.nii.gz")
     human = _volume(head_phantom((90, 108, 90), (2.0, 2.0, 2.0)), tmp_path, "h.nii.gz")
     for vol in (mouse10, human):

@@ -60,7 +60,8 @@ def test_a_method_that_is_neither_a_model_nor_a_baseline_is_refused(tmp_path):
 
 @pytest.mark.parametrize("target", ["release", "ablation"])
 def test_dry_run_of_the_release_and_ablation_targets(tmp_path, target):
-    res = snakemake("-n", "--cores", "2", target, "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path)
+    config = str(REPO / "config" / "config.yaml")
+    res = snakemake("-n", "--cores", "2", target, "--configfile", config, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     expected = {"release": ["train", "export_release", "release_scores"], "ablation": ["train_arm"]}[target]
     for rule in expected:

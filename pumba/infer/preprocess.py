@@ -28,7 +28,7 @@ from pumba.io import InputError, Volume
 RESIZE_BELOW_MM = 150.0
 """A field of view whose largest extent is below this (mm) cannot hold a human head: resize it."""
 HEAD_FILLS_FOV = 0.5
-"""``auto`` resizes when the head's bounding box spans at least this fraction of the field of view per axis."""
+"""``auto`` resizes when the head's bounding box spans at least this fraction of the field of view."""
 HEAD_LEVEL = 0.1
 """Head voxels: above this fraction of the normalised intensity range (1st-99th percentile)."""
 
@@ -105,8 +105,8 @@ def head_extent(normalised: np.ndarray) -> np.ndarray:
 def choose_mode(volume: Volume, mode: str = "auto", normalised: np.ndarray | None = None) -> str:
     """Resolve ``auto`` to 'transform' or 'resize' (see the module's docstring).
 
-    ``normalised`` (the :func:`normalise`-d data of ``volume``) lets ``auto`` see how much of the field of view
-    the head fills; without it only the field of view's size decides.
+    ``normalised`` (the :func:`normalise`-d data of ``volume``) lets ``auto`` see how much of the field of
+    view the head fills; without it only the field of view's size decides.
     """
     if mode not in MODES:
         raise InputError(f"--mode {mode}: expected one of {', '.join(MODES)}")

@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "validate",
         help="score models on prepared real datasets (learning curves, ablations)",
-        description="Strip every scan of the given dataset manifests with each model, in memory, and write one "
-        "row per (model, scan): Dice, HD95 (mm), false-positive and false-negative volume (ml).",
+        description="Strip every scan of the given dataset manifests with each model, in memory, and write "
+        "one row per (model, scan): Dice, HD95 (mm), false-positive and false-negative volume (ml).",
     )
     v.add_argument("--model", nargs="+", required=True, help="model files or training checkpoints")
     v.add_argument("--manifest", nargs="+", required=True, metavar="TSV", help="dataset manifests")

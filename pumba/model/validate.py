@@ -1,9 +1,9 @@
 """Scoring models on real scans during development: learning curves and ablations.
 
-A model is run on every scan of one or more dataset manifests (``results/data/<dataset>/manifest.tsv``, made by
-``pumba data prepare``) in memory, exactly as ``pumba strip`` would, and scored against the reference masks.
-Nothing here feeds back into training: the scores only pick between recipes that are then applied to every
-species alike.
+A model is run on every scan of one or more dataset manifests (``results/data/<dataset>/manifest.tsv``, made
+by ``pumba data prepare``) in memory, exactly as ``pumba strip`` would, and scored against the reference
+masks. Nothing here feeds back into training: the scores only pick between recipes that are then applied to
+every species alike.
 """
 
 from __future__ import annotations

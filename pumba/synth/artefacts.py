@@ -46,7 +46,7 @@ class ArtefactParams:
 
 
 def bias_field(log_field: torch.Tensor, size: int) -> torch.Tensor:
-    """Smooth multiplicative field exp(upsampled ``log_field``), (1, S, S, S), from (g, g, g) control points."""
+    """Smooth multiplicative field exp(upsampled ``log_field``) (1, S, S, S) from (g, g, g) control points."""
     up = nnf.interpolate(log_field[None, None], size=(size,) * 3, mode="trilinear", align_corners=True)
     return up[0].exp()
 
