@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode",
         default="auto",
         choices=MODES,
-        help="geometry: 'transform' resamples human-sized heads to the network's mm grid, 'resize' stretches "
-        "the field of view (animals); 'auto' picks from the field of view (default)",
+        help="geometry: 'transform' resamples the head in world space to the network's mm grid, 'resize' "
+        "stretches the field of view onto it (any species, any header scale); 'auto' (default) resizes when "
+        "the head fills the field of view or the field of view is under 150 mm",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     p.add_argument(
@@ -41,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="CPU threads for the network (default: the cores this process may use, e.g. a SLURM allocation)",
+    )
+    p.add_argument(
+        "--no-tta",
+        dest="tta",
+        action="store_false",
+        help="one forward pass instead of the mean over the 8 flips of the input (faster)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=_strip)
@@ -61,6 +68,7 @@ def _strip(args: argparse.Namespace) -> int:
         args.device,
         args.postprocess,
         args.threads,
+        args.tta,
     )
     if not args.quiet:
         print(

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
 from pumba.model.unet import UNet3D
 
 
-def predict(model: UNet3D, grid_image: np.ndarray, device: torch.device) -> np.ndarray:
-    """Class probabilities (3, S, S, S) float32 of a normalised image (S, S, S) in [0, 1]."""
+def flip_sets(tta: bool) -> list[tuple[int, ...]]:
+    """Spatial dims of the (1, 1, S, S, S) input to flip, one tuple per forward pass: all 8 combinations of
+    the three axes with test-time augmentation (the network was trained with random flips of each axis), just
+    the identity without."""
+    if not tta:
+        return [()]
+    return [
+        tuple(d for d, f in zip((2, 3, 4), bits, strict=True) if f)
+        for bits in itertools.product((0, 1), repeat=3)
+    ]
+
+
+def predict(model: UNet3D, grid_image: np.ndarray, device: torch.device, tta: bool = False) -> np.ndarray:
+    """Class probabilities (3, S, S, S) float32 of a normalised image (S, S, S) in [0, 1].
+
+    With ``tta`` the probabilities are the mean over the 8 flipped copies of the input (each flipped back).
+    """
     x = torch.from_numpy(np.ascontiguousarray(grid_image))[None, None].to(device)
     x = x.contiguous(memory_format=torch.channels_last_3d)
+    model = model.to(memory_format=torch.channels_last_3d)
+    flips = flip_sets(tta)
+    total = None
     with torch.inference_mode():
-        logits = model.to(memory_format=torch.channels_last_3d)(x)
-        prob = torch.softmax(logits.float(), dim=1)[0]
-    return prob.cpu().numpy()
+        for dims in flips:
+            inp = x.flip(dims) if dims else x
+            prob = torch.softmax(model(inp).float(), dim=1)
+            prob = prob.flip(dims) if dims else prob
+            total = prob if total is None else total.add_(prob)
+    return (total[0] / len(flips)).cpu().numpy()

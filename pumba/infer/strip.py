@@ -56,11 +56,13 @@ def brain_mask(
     mode: str = "auto",
     postprocessing: str = "tight",
     device: torch.device | str = "cpu",
+    tta: bool = True,
 ) -> tuple[np.ndarray, str]:
     """Boolean brain mask on ``volume``'s grid and the geometry mode used.
 
     The data are first reordered to the closest RAS+ voxel order (flips and transposes only), so the result
-    does not depend on how the scan was stored; the mask is reordered back onto the input's grid.
+    does not depend on how the scan was stored; the mask is reordered back onto the input's grid. ``tta``
+    averages the network's output over the 8 flips of its input.
     """
     canonical, reorientation = to_canonical(volume)
     image = normalise(canonical.data, volume.path)
@@ -68,7 +70,7 @@ def brain_mask(
     geometry = plan_geometry(canonical, image, int(info["input_size"]), float(info["fov_mm"]), resolved)
     grid_image = to_grid(image, geometry, overwrite=True)
     del image
-    grid_mask = postprocess(predict(model, grid_image, torch.device(device)), postprocessing)
+    grid_mask = postprocess(predict(model, grid_image, torch.device(device), tta), postprocessing)
     if not grid_mask.any():
         return np.zeros(volume.data.shape, bool), resolved
     mask = finish_on_input(mask_to_input(grid_mask, geometry))
@@ -84,6 +86,7 @@ def strip(
     device: str = "auto",
     postprocessing: str = "tight",
     threads: int | None = None,
+    tta: bool = True,
 ) -> StripResult:
     """Write the brain mask of ``image_path`` to ``mask_path`` (uint8 {0,1}) on the input's grid with the
     input's affine, and the input times the mask to ``stripped_path`` (float32; NaN and Inf become 0)
@@ -91,7 +94,8 @@ def strip(
 
     The input is only read. Outputs are written to temporary files beside them and renamed only when all
     of them are written: an existing output is replaced whole or left as it was. ``threads`` (default: the
-    cores this process may use, :func:`available_cores`) sets torch's CPU threads.
+    cores this process may use, :func:`available_cores`) sets torch's CPU threads; ``tta`` averages over the 8
+    flips of the network's input.
     """
     t0 = time.perf_counter()
     image_path = Path(image_path)
@@ -105,7 +109,7 @@ def strip(
     volume = load_volume(image_path)
     dev = resolve_device(device)
     model, info = load_model(model_path or default_model_path(), dev)
-    mask, resolved = brain_mask(volume, model, info, mode, postprocessing, dev)
+    mask, resolved = brain_mask(volume, model, info, mode, postprocessing, dev, tta)
     with contextlib.ExitStack() as renames:
         if mask_path is not None:
             tmp = renames.enter_context(atomic_output(mask_path))

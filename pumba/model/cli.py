@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--out", required=True, metavar="CSV", help="table to write")
     v.add_argument("--mode", default="auto", help="geometry mode: auto, transform or resize (default: auto)")
     v.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    v.add_argument("--no-tta", dest="tta", action="store_false", help="no flip test-time augmentation")
     v.set_defaults(func=_validate)
 
 
@@ -87,7 +88,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    scores = score_models(args.model, args.manifest, args.mode)
+    scores = score_models(args.model, args.manifest, args.mode, tta=args.tta)
     write_text_atomic(args.out, scores.to_csv(index=False))
     print(species_mean(scores).to_string(index=False, float_format="%.3f"), file=sys.stderr)
     return 0

@@ -42,6 +42,7 @@ def score_model(
     manifests: Iterable[str | os.PathLike],
     mode: str = "auto",
     postprocessing: str = "tight",
+    tta: bool = True,
 ) -> pd.DataFrame:
     """One row per scan (:data:`COLUMNS`): Dice, HD95 (mm), false-positive and false-negative volume (ml)."""
     model, info = load_model(model_path)
@@ -51,7 +52,7 @@ def score_model(
         volume = load_volume(item["image"])
         ref = load_volume(item["mask"]).data > 0.5
         with torch.inference_mode():
-            pred, _ = brain_mask(volume, model, info, mode, postprocessing)
+            pred, _ = brain_mask(volume, model, info, mode, postprocessing, tta=tta)
         ml = float(np.prod(volume.zooms)) / 1000.0
         rows.append(
             {
@@ -74,9 +75,10 @@ def score_models(
     manifests: list[str | os.PathLike],
     mode: str = "auto",
     postprocessing: str = "tight",
+    tta: bool = True,
 ) -> pd.DataFrame:
     """:func:`score_model` for each model, concatenated."""
-    tables = [score_model(p, manifests, mode, postprocessing) for p in model_paths]
+    tables = [score_model(p, manifests, mode, postprocessing, tta) for p in model_paths]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(COLUMNS))
 
 
