@@ -1,4 +1,4 @@
-"""Print the model card's tables (markdown) from the CSV files the workflow wrote; nothing is typed in by hand.
+"""Print the model card's tables (markdown) from the CSV files the workflow wrote: no number typed by hand.
 
     .venv/bin/python scripts/model_card_tables.py [--results results]
 

@@ -93,6 +93,9 @@ def test_runner_ok_record_and_mask(tmp_path):
     out = load_volume(mask)
     assert out.image.get_data_dtype() == np.uint8
     np.testing.assert_allclose(out.affine, load_volume(head).affine)
+    # --name: the same method recorded under another name (our second model, say)
+    renamed = run_method("gmm", head, mask, rec_path, threads=1, dataset="ph", subject="01", name="gmm-2")
+    assert renamed["method"] == "gmm-2" and renamed["status"] == "ok"
     assert dice(out.data > 0, brain) > 0.95
 
 

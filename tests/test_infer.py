@@ -241,3 +241,38 @@ def test_export_model_in_half_precision_keeps_predictions(tmp_path, tiny_model):
     assert info["input_size"] == 32
     for a, b in zip(full.parameters(), half.parameters(), strict=True):
         assert torch.allclose(a, b, atol=2e-3)
+
+
+def test_flip_tta_is_equivariant_and_averages_eight_passes(tiny_model):
+    from pumba.infer.predict import flip_sets, predict
+    from pumba.model.checkpoint import load_model
+
+    assert len(flip_sets(True)) == 8 and flip_sets(False) == [()]
+    model, _ = load_model(tiny_model)
+    image = np.random.default_rng(0).random((32, 32, 32), dtype=np.float32)
+    cpu = torch.device("cpu")
+    plain, tta = predict(model, image, cpu), predict(model, image, cpu, tta=True)
+    assert plain.shape == tta.shape == (3, 32, 32, 32)
+    assert np.allclose(tta.sum(axis=0), 1.0, atol=1e-5)
+    assert not np.allclose(plain, tta)
+    # flipping the input flips the averaged output: the 8 flips are a group
+    flipped = predict(model, np.ascontiguousarray(image[::-1, :, ::-1]), cpu, tta=True)
+    assert np.allclose(flipped[:, ::-1, :, ::-1], tta, atol=1e-5)
+
+
+def test_validate_scores_models_on_a_manifest(tmp_path, tiny_model, itk_head):
+    import pandas as pd
+
+    image, mask = itk_head
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text(
+        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\n"
+        f"itk\ts1\t{image}\t{mask}\thuman\tT1w\tnone\n"
+    )
+    out = tmp_path / "scores.csv"
+    argv = ["validate", "--model", str(tiny_model), str(tiny_model), "--manifest", str(manifest)]
+    assert main([*argv, "--out", str(out), "--no-tta"]) == 0
+    scores = pd.read_csv(out)
+    assert list(scores["dataset"]) == ["itk", "itk"] and list(scores["step"]) == [3, 3]
+    assert scores["dice"].between(0, 1).all() and (scores["fp_ml"] >= 0).all()
+    assert scores["dice"].nunique() == 1  # the same model twice, deterministic

@@ -177,3 +177,57 @@ def test_same_seed_same_weights(tmp_path):
     b.run()
     for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_base_config_chain_merges_synth_and_refuses_loops(tmp_path):
+    base = "steps: 7\nlr: 0.01\ninput_size: 32\nsynth:\n  size: 32\n  zoom: [0.5, 1.0]\n"
+    (tmp_path / "a.yaml").write_text(base)
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nlr: 0.02\nsynth:\n  gamma_std: 0.2\n")
+    cfg = TrainConfig.from_yaml(tmp_path / "b.yaml")
+    assert (cfg.steps, cfg.lr) == (7, 0.02)
+    assert cfg.synth == {"size": 32, "zoom": [0.5, 1.0], "gamma_std": 0.2}
+    (tmp_path / "loop.yaml").write_text("base: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(InputError, match="loops back"):
+        TrainConfig.from_yaml(tmp_path / "loop.yaml")
+    (tmp_path / "missing.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(InputError, match=r"nowhere\.yaml"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_the_release_ablation_and_paper_configs_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "config"
+    arms = sorted((root / "ablation").glob("*.yaml"))
+    paths = [root / "release.yaml", root / "train" / "paper.yaml", *arms]
+    for path in paths:
+        cfg = TrainConfig.from_yaml(path)
+        from pumba.model.train import synth_config
+
+        synth_config(cfg)  # the generator settings are valid too
+        assert not cfg.init or (root.parent / cfg.init).is_file(), path
+    paper = TrainConfig.from_yaml(root / "train" / "paper.yaml")
+    recipe = (paper.input_size, paper.steps, paper.lr, paper.pool_size, paper.init)
+    assert recipe == (128, 147000, 1e-4, 0, "")
+
+
+def test_init_weights_start_the_run_and_must_fit_the_architecture(tmp_path, tiny_model):
+    cfg = TrainConfig.from_dict({**TINY, "steps": 1, "init": str(tiny_model)})
+    trainer = Trainer(cfg, tmp_path / "a", progress=False)
+    start, _ = load_model(tiny_model)
+    for a, b in zip(trainer.model.parameters(), start.parameters(), strict=True):
+        assert torch.equal(a, b)
+    wider = TrainConfig.from_dict({**TINY, "steps": 1, "init": str(tiny_model), "bottleneck": 64})
+    with pytest.raises(InputError, match="init weights are a"):
+        Trainer(wider, tmp_path / "b", progress=False)
+
+
+def test_snapshots_are_written_every_n_steps(tmp_path):
+    cfg = TrainConfig.from_dict({**TINY, "snapshot_every": 2})
+    Trainer(cfg, tmp_path, progress=False).run()
+    snaps = sorted((tmp_path / "snapshots").glob("*.pt"))
+    assert [p.name for p in snaps] == ["model_step000002.pt", "model_step000004.pt"]
+    _, info = load_model(snaps[0])
+    assert info["meta"]["steps"] == 2
+    assert next(iter(torch.load(snaps[0], weights_only=False)["state_dict"].values())).dtype == torch.float16

@@ -22,11 +22,11 @@ from pumba.io import InputError, Volume, atomic_output, load_volume, save_like, 
 from pumba.model.checkpoint import load_model
 from pumba.model.train import resolve_device
 
-DEFAULT_WEIGHTS = "pumba-default.pt"
+DEFAULT_WEIGHTS = "pumba-v1.pt"
 
 
 def default_model_path() -> Path:
-    """The weights shipped with the package (``pumba/weights/pumba-default.pt``)."""
+    """The release weights shipped with the package (``pumba/weights/pumba-v1.pt``)."""
     path = Path(str(resources.files("pumba") / "weights" / DEFAULT_WEIGHTS))
     if not path.is_file():
         raise InputError(f"{path}: no default weights are installed; pass --model CHECKPOINT")

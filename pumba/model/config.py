@@ -141,6 +141,9 @@ def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if base_path in seen or base_path == path.resolve():
         raise InputError(f"{path}: 'base' chain loops back to {base_path}")
     merged = resolve_bases(base_path, (*seen, path.resolve()))
+    for where, mapping in ((base_path, merged), (path, raw)):
+        if not isinstance(mapping.get("synth", {}), dict):
+            raise InputError(f"{where}: 'synth' must be a mapping of generator settings")
     synth = {**merged.get("synth", {}), **raw.pop("synth", {})}
     merged.update(raw)
     if synth:
