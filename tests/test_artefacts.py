@@ -159,3 +159,15 @@ def test_extension_settings_are_validated() -> None:
     for bad in ({"zoom": [0.0, 1.0]}, {"thick_slice_prob": 1.5}, {"bias_std": -1.0}, {"lesions": [2, 2]}):
         with pytest.raises(ValueError):
             SynthConfig.from_dict(bad)
+
+
+def test_whole_batch_at_once_as_on_a_gpu_equals_the_cpu_chunks(monkeypatch) -> None:
+    """On CUDA the generator takes the whole batch in one pass (no chunking); the CPU can run that path too."""
+    from pumba.synth import generator
+
+    cfg = dataclasses.replace(SMALL, zoom=(0.6, 1.05), lesions=(0, 4), gamma_std=0.25, bias_std=0.3)
+    monkeypatch.setattr(generator, "CPU_CHUNK_VOXELS", cfg.size**3)  # one sample per pass
+    chunked = generate(SEEDS, cfg)
+    monkeypatch.setattr(generator, "CPU_CHUNK_VOXELS", 2**40)
+    whole = generate(SEEDS, cfg)
+    assert torch.equal(chunked[0], whole[0]) and torch.equal(chunked[1], whole[1])
