@@ -372,12 +372,13 @@ def test_thick_5mm_slices(tmp_path, capsys):
 
 
 def test_tiny_voxels_and_a_rodent_header_scaled_10x(tmp_path, capsys):
-    """A mouse-sized head (brain 7 x 8.5 x 6 mm) at 0.1 mm, and the same scan with its header scaled 10x (the
-    rodent community's trick for human tools): both resized (field of view < 150 mm), the same mask."""
+    """A mouse-sized head (brain 7 x 8.5 x 6 mm) at 0.15 mm, and the same scan with its header scaled 10x (the
+    rodent community's trick for human tools: a 150-180 mm field of view, as large as a human head's): both
+    resized (the head fills the field of view), the same mask."""
     shape = (100, 120, 100)
-    data = gap_head(shape, (0.1, 0.1, 0.1), scale=0.05)
+    data = gap_head(shape, (0.15, 0.15, 0.15), scale=0.05)
     masks = []
-    for name, zoom in (("mouse", 0.1), ("mouse10x", 1.0)):
+    for name, zoom in (("mouse", 0.15), ("mouse10x", 1.5)):
         image = write(tmp_path / f"{name}.nii.gz", data, ras_affine(shape, [zoom] * 3), np.int16)
         mask = tmp_path / f"{name}-mask.nii.gz"
         code, err = strip_in_process(capsys, image, "-m", mask)
