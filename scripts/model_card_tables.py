@@ -44,7 +44,10 @@ def wide(scores: pd.DataFrame, key: str) -> pd.DataFrame:
     per = scores.groupby([key, "dataset"])["dice"].mean().unstack("dataset")
     per = per[ordered(per.columns)]
     per["mean"] = per.mean(axis=1)
-    return per.reset_index()
+    per = per.reset_index()
+    if key == "step":
+        per["step"] = per["step"].astype(int)
+    return per
 
 
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
