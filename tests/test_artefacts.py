@@ -162,7 +162,7 @@ def test_extension_settings_are_validated() -> None:
 
 
 def test_whole_batch_at_once_as_on_a_gpu_equals_the_cpu_chunks(monkeypatch) -> None:
-    """On CUDA the generator takes the whole batch in one pass (no chunking); the CPU can run that path too."""
+    """On CUDA the generator takes the whole batch in one pass (no chunks); the CPU can run that path too."""
     from pumba.synth import generator
 
     cfg = dataclasses.replace(SMALL, zoom=(0.6, 1.05), lesions=(0, 4), gamma_std=0.25, bias_std=0.3)

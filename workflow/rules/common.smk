@@ -20,7 +20,9 @@ MIRROR = repo_path(config["mirror"]) if config["mirror"] else ""
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
 KNOWN_BASELINES = ("otsu", "gmm", "bet", "deepbet")
-_unknown = [m for m in METHODS if m not in config["models"] and m not in KNOWN_BASELINES]
+_unknown = [
+    m for m in METHODS if m not in config["models"] and m not in KNOWN_BASELINES
+]
 if _unknown:
     raise ValueError(
         f"config 'methods': {', '.join(_unknown)} is neither one of 'models' "
@@ -43,7 +45,6 @@ def model_file(name):
     if "weights" in spec:
         return repo_path(spec["weights"])
     return f"results/model/{name}/model.pt"
-
 
 
 wildcard_constraints:

@@ -71,7 +71,9 @@ rule release_scores:
         runtime=60,
     params:
         manifests=lambda wc, input: [f"{d}/manifest.tsv" for d in input.data],
-        snapshots=lambda wc, input: os.path.join(os.path.dirname(input.run), "snapshots"),
+        snapshots=lambda wc, input: os.path.join(
+            os.path.dirname(input.run), "snapshots"
+        ),
     shell:
         "(pumba validate --model {input.model} --manifest {params.manifests} --out {output.scores} "
         "--threads {threads} && "
