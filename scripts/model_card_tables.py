@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pumba.model.validate import dice_by_dataset
+
 DATASET_ORDER = ("robex-atlas", "itk-kmeans", "colin27", "tcga-glioma", "yerkes19-macaque", "sherm-mouse")
 
 
@@ -23,7 +25,7 @@ def markdown(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     """A plain markdown table (no extra dependency)."""
     cols = list(frame.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for _, row in frame.iterrows():
+    for row in frame.itertuples(index=False):  # per-column types (iterrows would make integer steps floats)
         cells = [floatfmt.format(v) if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -40,14 +42,12 @@ def release_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def wide(scores: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Mean Dice per (key, dataset), datasets as columns, plus the mean over datasets."""
-    per = scores.groupby([key, "dataset"])["dice"].mean().unstack("dataset")
-    per = per[ordered(per.columns)]
-    per["mean"] = per.mean(axis=1)
-    per = per.reset_index()
+    """Mean Dice per (key, dataset), datasets as columns in the card's order, plus the mean over datasets."""
+    table = dice_by_dataset(scores, [key])
+    table = table[[key, *ordered([c for c in table.columns if c not in (key, "mean")]), "mean"]]
     if key == "step":
-        per["step"] = per["step"].astype(int)
-    return per
+        table["step"] = table["step"].astype(int)
+    return table
 
 
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -84,11 +84,11 @@ def _validate(args: argparse.Namespace) -> int:
     import torch
 
     from pumba.io import write_text_atomic
-    from pumba.model.validate import score_models, species_mean
+    from pumba.model.validate import dice_by_dataset, score_models
 
     if args.threads:
         torch.set_num_threads(args.threads)
     scores = score_models(args.model, args.manifest, args.mode, tta=args.tta)
     write_text_atomic(args.out, scores.to_csv(index=False))
-    print(species_mean(scores).to_string(index=False, float_format="%.3f"), file=sys.stderr)
+    print(dice_by_dataset(scores).to_string(index=False, float_format="%.3f"), file=sys.stderr)
     return 0

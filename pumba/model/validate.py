@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from pumba.infer.strip import brain_mask
 from pumba.io import load_volume
@@ -51,8 +50,7 @@ def score_model(
     for _, item in read_manifests(manifests).iterrows():
         volume = load_volume(item["image"])
         ref = load_volume(item["mask"]).data > 0.5
-        with torch.inference_mode():
-            pred, _ = brain_mask(volume, model, info, mode, postprocessing, tta=tta)
+        pred, _ = brain_mask(volume, model, info, mode, postprocessing, tta=tta)
         ml = float(np.prod(volume.zooms)) / 1000.0
         rows.append(
             {
@@ -82,9 +80,11 @@ def score_models(
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(COLUMNS))
 
 
-def species_mean(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean Dice per model: over each dataset first, then over datasets (every dataset weighs the same)."""
-    per_dataset = scores.groupby(["model", "step", "dataset"], as_index=False)["dice"].mean()
-    table = per_dataset.pivot_table(index=["model", "step"], columns="dataset", values="dice")
+def dice_by_dataset(scores: pd.DataFrame, by: Sequence[str] = ("model", "step")) -> pd.DataFrame:
+    """Mean Dice per group of ``by`` (one row each), one column per dataset plus ``mean``: the mean over each
+    dataset's scans first, then over the datasets (every dataset weighs the same)."""
+    by = list(by)
+    per_dataset = scores.groupby([*by, "dataset"], as_index=False)["dice"].mean()
+    table = per_dataset.pivot_table(index=by, columns="dataset", values="dice")
     table["mean"] = table.mean(axis=1)
     return table.reset_index()

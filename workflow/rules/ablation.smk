@@ -2,8 +2,7 @@
 # config["ablation"]["arms"] (config/ablation/<arm>.yaml) and scores them all on the prepared datasets.
 
 
-rule train_arm:
-    """Train one ablation arm (a training config that switches generator extensions on or off)."""
+use rule train as train_arm with:
     input:
         config=repo_path(f"{config['ablation']['config_dir']}/{{arm}}.yaml"),
     output:
@@ -13,19 +12,9 @@ rule train_arm:
         "logs/ablation/train_{arm}.log",
     benchmark:
         "results/benchmarks/ablation/train_{arm}.tsv"
-    conda:
-        "../../envs/pumba.yaml"
+    wildcard_constraints:
+        arm="[A-Za-z0-9_-]+",
     threads: config["ablation"]["threads"]
-    resources:
-        mem_mb=config["training"]["mem_mb"],
-        runtime=config["training"]["runtime_min"],
-        gpu=config["training"]["gpus"],
-    params:
-        out=lambda wc, output: os.path.dirname(output.model),
-        device=config["training"]["device"],
-    shell:
-        "pumba train --config {input.config} --out {params.out} --resume "
-        "--device {params.device} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule ablation_scores:
