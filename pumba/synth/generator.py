@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pumba.synth import artefacts, deform, intensity, labels, shapes
+from pumba.synth import artefacts, deform, head_parts, intensity, labels, shapes
 
 REFERENCE_SIZE = 128
 CPU_CHUNK_VOXELS = 2**21
 _STREAM_PARAMS, _STREAM_NOISE, _STREAM_AUGMENT, _STREAM_EXTENSIONS, _STREAM_ARTEFACT_NOISE = 1, 2, 3, 4, 5
+_STREAM_LOBES, _STREAM_NECK, _STREAM_MUSCLE, _STREAM_CSF = 6, 7, 8, 9
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,22 @@ class SynthConfig:
         thick_slice_factor: their thickness in reference voxels (integer range, half-open).
         noise_std: range of the standard deviation of additive Gaussian noise.
         normalise: rescale each image between its 1st and 99th percentiles, as inference does.
+
+    Shapes of real heads (:mod:`pumba.synth.head_parts`; each off at its default, each from its own stream):
+        neck_prob: probability of a neck: the head moves up by ``neck_shift`` voxels (integer range) and a
+            neck, shoulders, an airway, a vertebral column, its CSF canal and a cord fill the space below it;
+            the cord (radius ``cord_radius`` voxels) is labelled brain down to ``cord_cut`` voxels below the
+            brain's lower pole and non-brain below that.
+        lobes: number of extra brain ellipsoids (integer range, half-open); with one or more the central
+            ellipsoid's radii are multiplied by a factor per axis from ``lobe_core`` and each lobe's radii are
+            ``lobe_radius`` times the brain's per axis; the brain label is their union inside the skull.
+        head_aspect: a factor per axis on the head's diameters (uniform range): long or flat heads and brains.
+        muscle_prob: probability of ``muscle_blobs`` (integer range) blobs of brain-like intensity, radii
+            ``muscle_radius`` voxels per axis, centred on the head's surface, outside a thin layer of skull.
+        csf_prob: probability of CSF spaces of one dark or bright intensity: a layer ``csf_layer`` voxels
+            thick around the brain (non-brain), and labelled brain: ``csf_sulci`` sulci at the brain's
+            surface, a midline fissure and two ventricles whose half-axes are ``ventricle_size`` times the
+            brain's.
     """
 
     size: int = 128
@@ -123,6 +140,21 @@ class SynthConfig:
     thick_slice_factor: tuple[int, int] = (2, 5)
     noise_std: tuple[float, float] = (0.0, 0.0)
     normalise: bool = False
+    neck_prob: float = 0.0
+    neck_shift: tuple[int, int] = (5, 30)
+    cord_radius: tuple[int, int] = (3, 8)
+    cord_cut: tuple[int, int] = (0, 16)
+    lobes: tuple[int, int] = (0, 1)
+    lobe_core: tuple[float, float] = (0.5, 0.9)
+    lobe_radius: tuple[float, float] = (0.25, 0.6)
+    head_aspect: tuple[float, float] = (1.0, 1.0)
+    muscle_prob: float = 0.0
+    muscle_blobs: tuple[int, int] = (1, 5)
+    muscle_radius: tuple[int, int] = (8, 40)
+    csf_prob: float = 0.0
+    csf_layer: tuple[int, int] = (1, 6)
+    csf_sulci: tuple[int, int] = (10, 40)
+    ventricle_size: tuple[float, float] = (0.05, 0.45)
 
     def __post_init__(self) -> None:
         int_ranges = {
@@ -137,6 +169,14 @@ class SynthConfig:
             "lesions": self.lesions,
             "lesion_diameter": self.lesion_diameter,
             "thick_slice_factor": self.thick_slice_factor,
+            "neck_shift": self.neck_shift,
+            "cord_radius": self.cord_radius,
+            "cord_cut": self.cord_cut,
+            "lobes": self.lobes,
+            "muscle_blobs": self.muscle_blobs,
+            "muscle_radius": self.muscle_radius,
+            "csf_layer": self.csf_layer,
+            "csf_sulci": self.csf_sulci,
             **{f"brain_gap[{i}]": r for i, r in enumerate(self.brain_gap)},
         }
         for name, (lo, hi) in int_ranges.items():
@@ -147,6 +187,10 @@ class SynthConfig:
             "sigma": self.sigma,
             "blur_sigma": self.blur_sigma,
             "noise_std": self.noise_std,
+            "lobe_core": self.lobe_core,
+            "lobe_radius": self.lobe_radius,
+            "head_aspect": self.head_aspect,
+            "ventricle_size": self.ventricle_size,
         }
         for name, (lo, hi) in float_ranges.items():
             if not 0 <= lo <= hi:
@@ -173,6 +217,14 @@ class SynthConfig:
             "gamma_std": self.gamma_std >= 0,
             "thick_slice_prob": 0 <= self.thick_slice_prob <= 1,
             "thick_slice_factor": self.thick_slice_factor[0] >= 1,
+            "neck_prob": 0 <= self.neck_prob <= 1,
+            "muscle_prob": 0 <= self.muscle_prob <= 1,
+            "csf_prob": 0 <= self.csf_prob <= 1,
+            "cord_radius": self.cord_radius[0] >= 1,
+            "lobe_core": self.lobe_core[0] > 0,
+            "lobe_radius": self.lobe_radius[0] > 0,
+            "head_aspect": self.head_aspect[0] > 0,
+            "muscle_radius": self.muscle_radius[0] >= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -182,6 +234,13 @@ class SynthConfig:
     def scale(self) -> float:
         """Voxels of this grid per voxel of the 128^3 reference grid (size / 128)."""
         return self.size / REFERENCE_SIZE
+
+    @property
+    def parts(self) -> head_parts.PartsConfig:
+        """The settings of the head-shape extensions."""
+        return head_parts.PartsConfig(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(head_parts.PartsConfig)}
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthConfig:
@@ -246,6 +305,9 @@ class SampleParams:
     ((n_extra + 3) * n^3 + L,): background, shell, extras, brain, n^3 entries each, then one entry per
     possible lesion (L = ``lesions[1] - 1``; ``lesion_centres``/``lesion_radii`` hold the drawn ones).
     ``velocity`` (3, G, G, G) in voxels; ``rotation`` (3, 3); ``noise_seed`` seeds the voxel noise.
+    ``origin`` (3,) is the centre of the skull's inside and of the brain (the grid centre unless a neck moved
+    the head up); ``parts`` holds the head-shape extensions' draws, whose intensity entries (``parts.mu``)
+    follow the lesions' in the tables.
     """
 
     head_centre: torch.Tensor
@@ -258,12 +320,14 @@ class SampleParams:
     hole_radii: torch.Tensor
     lesion_centres: torch.Tensor
     lesion_radii: torch.Tensor
+    origin: torch.Tensor
     mu: torch.Tensor
     sigma: torch.Tensor
     velocity: torch.Tensor
     rotation: torch.Tensor
     noise_seed: int
     artefacts: artefacts.ArtefactParams
+    parts: head_parts.HeadParts
 
 
 def draw_params(seed: int, config: SynthConfig) -> SampleParams:
@@ -283,11 +347,12 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     def uniform(rng: tuple[float, float], n: int) -> torch.Tensor:
         return rng[0] + (rng[1] - rng[0]) * torch.rand(n, generator=g)
 
-    head_d = ints(config.head_diameter)
+    shape = head_parts.draw_shape(_seed_from(seed, _STREAM_LOBES), config.parts)
+    head_d = ints(config.head_diameter) * shape.aspect
     shift = ints(config.head_shift)
     thickness = ints(config.skull_thickness)
     gap = torch.cat([ints(r, 1) for r in config.brain_gap])
-    brain_d = (head_d - thickness - gap).clamp(min=1)
+    brain_d = (head_d - thickness - gap).clamp(min=1) * shape.core_scale
 
     extra_c, extra_r = [], []
     for _ in range(config.n_extra):
@@ -319,23 +384,31 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     def stack(rows: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(rows) if rows else torch.zeros((0, 3))
 
+    n3 = config.block_divisions**3
+    brain_mu = float(mu[(config.n_extra + 2) * n3 : (config.n_extra + 3) * n3].mean())
+    streams = tuple(_seed_from(seed, s) for s in (_STREAM_NECK, _STREAM_MUSCLE, _STREAM_CSF))
+    parts = head_parts.draw_parts(shape, streams, config.parts, f, head_d * f / 2, brain_d * f / 2, brain_mu)
+    # a neck moves the whole head (skull, brain and all inside it) up the field of view
+    move = parts.shift
     return SampleParams(
-        head_centre=centre + shift * f,
+        head_centre=centre + shift * f + move,
         head_radii=head_d * f / 2,
         skull_radii=((head_d - thickness) * f / 2).clamp(min=0.5),
         brain_radii=brain_d * f / 2,
-        extra_centres=stack(extra_c),
+        extra_centres=stack(extra_c) + move,
         extra_radii=stack(extra_r),
-        hole_centres=stack(hole_c),
+        hole_centres=stack(hole_c) + move,
         hole_radii=stack(hole_r),
-        lesion_centres=lesion_c,
+        lesion_centres=lesion_c + move,
         lesion_radii=lesion_r,
-        mu=mu,
-        sigma=sigma,
+        origin=torch.full((3,), centre) + move,
+        mu=torch.cat([mu, parts.mu]),
+        sigma=torch.cat([sigma, parts.sigma]),
         velocity=velocity,
         rotation=deform.rotation_matrix(tuple(float(a) for a in angles)),
         noise_seed=_seed_from(seed, _STREAM_NOISE),
         artefacts=_draw_artefacts(ext, config, seed),
+        parts=parts,
     )
 
 
@@ -416,25 +489,36 @@ def anatomy(
 
     Returns:
         blocks: int32 (B, S, S, S) indices into the samples' ``mu``/``sigma`` tables (background,
-            shell, extras, brain: n^3 entries each).
-        brain: bool (B, S, S, S).
-        holes: bool (B, S, S, S), a subset of ``brain``.
+            shell, extras, brain: n^3 entries each; lesions; the head-shape extensions').
+        brain: the brain label, bool (B, S, S, S) (the brain, and the cord down to its cut with a neck).
+        holes: bool (B, S, S, S), inside the brain.
     """
-    size, n3 = config.size, config.block_divisions**3
+    size, n3, div = config.size, config.block_divisions**3, config.block_divisions
     batch, full = len(params), shapes.full_window(config.size)
+    base = (config.n_extra + 3) * n3 + config.lesions[1] - 1  # the head-shape extensions' table entries
 
     def rows(name: str) -> torch.Tensor:
         return torch.stack([getattr(p, name) for p in params]).to(device)
 
-    centre = torch.full((batch, 3), (size - 1) / 2, device=device)
+    origin, brain_r = rows("origin"), rows("brain_radii")
+    inner = shapes.ellipsoid(origin, rows("skull_radii"), full)
+    brain = shapes.ellipsoid(origin, brain_r, full)
+    for b, p in enumerate(params):
+        if len(p.parts.lobe_centres):  # a brain of several lobes, and a skull that follows it
+            brain[b] = head_parts.brain_union(p.parts, p.origin, p.brain_radii, inner[b], size)
+            inner[b] = head_parts.skull_around(p.parts, p.origin, p.brain_radii, inner[b])
     head = shapes.ellipsoid(rows("head_centre"), rows("head_radii"), full)
     # XOR rather than "minus": the head is off-centre and the skull's inner surface is not, so where
     # the inner ellipsoid pokes out of the head it still gets a skull around the brain.
-    shell = head ^ shapes.ellipsoid(centre, rows("skull_radii"), full)
+    shell = head ^ inner
     del head
     blocks = shapes.grid_blocks(batch, config.block_divisions, size, device)
     blocks.add_(n3).masked_fill_(~shell, 0)
     del shell
+    for b, p in enumerate(params):
+        head_parts.paint_outside(
+            blocks[b], p.parts, p.head_centre, p.origin, p.skull_radii, inner[b], base, div
+        )
 
     # Extras and holes are small: evaluate each inside its bounding window only.
     holes = torch.zeros((batch, size, size, size), dtype=torch.bool, device=device)
@@ -455,12 +539,23 @@ def anatomy(
             inside = shapes.ellipsoid(c_cpu[None].to(device), r_cpu[None].to(device), window)[0]
             holes[(b, *shapes.window_slices(window))] |= inside
 
-    # The brain is painted last: extras show only outside it.
-    brain_r = rows("brain_radii")
-    brain = shapes.ellipsoid(centre, brain_r, full)
-    sub = shapes.ellipsoid_blocks(centre, brain_r, config.block_divisions, full)
-    blocks = torch.where(brain, sub.add_((config.n_extra + 2) * n3), blocks)
-    # Lesions inside the brain, each one table entry after the brain's blocks.
+    # The brain is painted last: extras show only outside it. CSF around it and the cord below it come first.
+    sub = shapes.ellipsoid_blocks(origin, brain_r, config.block_divisions, full)
+    sub.add_((config.n_extra + 2) * n3)
+    label = brain.clone()
+    for b, p in enumerate(params):
+        parts = p.parts
+        if parts.csf:
+            around = head_parts.csf_around(parts, p.origin, p.brain_radii, inner[b])
+            blocks[b].masked_fill_(around, base + n3 + head_parts.CSF)
+        label[b] = brain[b]
+        if parts.neck:
+            cord = head_parts.paint_cord(blocks[b], parts, p.origin, inner[b], sub[b], base, div)
+            label[b] |= head_parts.cord_label(cord, parts, p.origin, p.brain_radii)
+    del inner
+    blocks = torch.where(brain, sub, blocks)
+    del sub
+    # Lesions inside the brain, each one table entry after the brain's blocks; then CSF spaces inside it.
     for b, p in enumerate(params):
         for k, (c_cpu, r_cpu) in enumerate(zip(p.lesion_centres, p.lesion_radii, strict=True)):
             window = shapes.bounding_window(c_cpu, r_cpu, size)
@@ -470,7 +565,10 @@ def anatomy(
             region = (b, *shapes.window_slices(window))
             inside &= brain[region]
             blocks[region] = torch.where(inside, (config.n_extra + 3) * n3 + k, blocks[region])
-    return blocks, brain, holes & brain
+        if p.parts.csf:
+            spaces = head_parts.csf_inside(p.parts, p.origin, brain[b])
+            blocks[b].masked_fill_(spaces, base + n3 + head_parts.CSF)
+    return blocks, label, holes & brain
 
 
 def _noise(params: Sequence[SampleParams], size: int, device: torch.device) -> torch.Tensor:

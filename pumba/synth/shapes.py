@@ -66,6 +66,25 @@ def ellipsoid(centres: torch.Tensor, radii: torch.Tensor, window: Window) -> tor
     return _broadcast_sum(terms) <= 1.0
 
 
+def column(tops: torch.Tensor, radii: torch.Tensor, window: Window) -> torch.Tensor:
+    """Elliptic cylinders along z, open downwards: voxels with ((x - cx) / rx)^2 + ((y - cy) / ry)^2 <= 1 and
+    z <= the top.
+
+    Args:
+        tops: (B, 3) the axis's (x, y) and the top's z, in voxels.
+        radii: (B, 2) semi-axes along x and y in voxels, > 0.
+        window: region evaluated.
+
+    Returns:
+        bool (B, *window shape).
+    """
+    axes = _axes(window, tops.device)
+    terms = [((axes[a][None, :] - tops[:, a, None]) / radii[:, a, None]) ** 2 for a in range(2)]
+    below = axes[2][None, :] <= tops[:, 2, None]
+    terms.append(torch.where(below, 0.0, torch.inf))
+    return _broadcast_sum(terms) <= 1.0
+
+
 def block_index(lower: torch.Tensor, extent: torch.Tensor, divisions: int, window: Window) -> torch.Tensor:
     """Index of the block each voxel falls in when a box is cut into divisions^3 equal blocks.
 

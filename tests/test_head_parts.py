@@ -1,0 +1,161 @@
+"""Tests of the head-shape extensions of the generator (pumba.synth.head_parts): neck and cord, lobes, muscle
+and CSF spaces, each checked on the anatomy before deformation, where the geometry is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from pumba.synth import SynthConfig, draw_params, generate, head_parts, shapes
+from pumba.synth.generator import anatomy
+
+CPU = torch.device("cpu")
+SMALL = SynthConfig(size=64)
+SEEDS = [0, 1, 2, 3]
+SWITCHES = {
+    "neck": {"neck_prob": 1.0},
+    "lobes": {"lobes": (2, 5), "head_aspect": (0.7, 1.3)},
+    "muscle": {"muscle_prob": 1.0},
+    "csf": {"csf_prob": 1.0},
+}
+
+
+def _anatomy(cfg: SynthConfig, seeds: list[int] = SEEDS):
+    params = [draw_params(s, cfg) for s in seeds]
+    return params, *anatomy(params, cfg, CPU)
+
+
+def _core(p) -> torch.Tensor:
+    """The central brain ellipsoid of one sample, bool (S, S, S)."""
+    return shapes.ellipsoid(p.origin[None], p.brain_radii[None], shapes.full_window(SMALL.size))[0]
+
+
+def _base(cfg: SynthConfig) -> int:
+    """Table index of the extensions' single entries (after the neck's blocks)."""
+    n3 = cfg.block_divisions**3
+    return (cfg.n_extra + 3) * n3 + cfg.lesions[1] - 1 + n3
+
+
+def test_defaults_draw_no_head_parts() -> None:
+    for seed in SEEDS:
+        parts = draw_params(seed, SMALL).parts
+        assert not parts.neck and not parts.csf
+        assert len(parts.lobe_centres) == 0 and len(parts.muscle_centres) == 0
+        assert torch.equal(parts.shift, torch.zeros(3)) and torch.equal(parts.aspect, torch.ones(3))
+
+
+@pytest.mark.parametrize("name", list(SWITCHES))
+def test_each_switch_changes_the_volume_and_is_seeded(name: str) -> None:
+    cfg = dataclasses.replace(SMALL, **SWITCHES[name])
+    plain_image, _ = generate(SEEDS, SMALL)
+    image, mask = generate(SEEDS, cfg)
+    assert not torch.equal(image, plain_image)
+    again = generate(SEEDS, cfg)
+    assert torch.equal(image, again[0]) and torch.equal(mask, again[1])  # bit for bit
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+
+
+def test_one_switch_leaves_the_other_parts_draws_unchanged() -> None:
+    for seed in SEEDS:
+        only_csf = draw_params(seed, dataclasses.replace(SMALL, csf_prob=1.0))
+        both = draw_params(seed, dataclasses.replace(SMALL, csf_prob=1.0, muscle_prob=1.0))
+        plain = draw_params(seed, SMALL)
+        assert torch.equal(only_csf.parts.ventricle_radii, both.parts.ventricle_radii)
+        assert torch.equal(only_csf.parts.sulci_centres, both.parts.sulci_centres)
+        assert torch.equal(plain.head_radii, both.head_radii) and torch.equal(plain.velocity, both.velocity)
+        n_ext = SMALL.block_divisions**3 + head_parts.N_SINGLE  # the extensions' entries close the table
+        assert torch.equal(plain.mu[:-n_ext], both.mu[:-n_ext])
+
+
+def test_neck_puts_tissue_below_the_head_and_labels_the_cord_down_to_its_cut() -> None:
+    cfg = dataclasses.replace(SMALL, **SWITCHES["neck"])
+    params, blocks, label, _ = _anatomy(cfg)
+    _, plain_blocks, _, _ = _anatomy(SMALL)
+    z = torch.arange(cfg.size, dtype=torch.float32)
+    for b, p in enumerate(params):
+        assert p.parts.neck and float(p.parts.shift[2]) > 0
+        assert float(p.origin[2]) > (cfg.size - 1) / 2  # the head moved up
+        # the bottom slice is tissue (neck or shoulders), where the plain head has only background there
+        assert (blocks[b, :, :, 0] > 0).float().mean() > 0.1
+        assert (plain_blocks[b, :, :, 0] > 0).float().mean() < (blocks[b, :, :, 0] > 0).float().mean()
+        core = _core(p)
+        below = label[b] & ~core
+        lowest = float(z[label[b].any(dim=(0, 1))].min())
+        cut = float(p.origin[2] - p.brain_radii[2]) - p.parts.cord_cut
+        assert lowest >= cut - 1e-4  # nothing labelled brain below the cut
+        assert below.any()  # the cord above it is brain
+        # what is brain outside the central ellipsoid lies within the cord's radius of its axis
+        axis = p.origin + p.parts.cord
+        xs, ys, _ = torch.nonzero(below, as_tuple=True)
+        dist = ((xs - axis[0]) ** 2 + (ys - axis[1]) ** 2).sqrt()
+        assert float(dist.max()) <= p.parts.cord_radius + 1e-4
+        # the cord continues as brain-like tissue below the cut: the brain's block entries, not labelled
+        n3 = cfg.block_divisions**3
+        brain_first = (cfg.n_extra + 2) * n3
+        brain_like = (blocks[b] >= brain_first) & (blocks[b] < brain_first + n3)
+        assert (brain_like & ~label[b] & (z < cut - 1)[None, None, :]).any()
+
+
+def test_lobes_make_the_brain_a_union_inside_a_skull_that_follows_it() -> None:
+    cfg = dataclasses.replace(SMALL, **SWITCHES["lobes"])
+    params, blocks, label, _ = _anatomy(cfg)
+    for b, p in enumerate(params):
+        core = _core(p)
+        assert 2 <= len(p.parts.lobe_centres) <= 4
+        assert (label[b] & ~core).any()  # lobes reach out of the shrunken central ellipsoid
+        assert core[label[b]].float().mean() < 1.0
+        assert bool((label[b] | ~core).all())  # the central ellipsoid is brain throughout
+        # everything between the brain and the skull is background (block 0) or a hole-free gap, and the
+        # skull (blocks 1..n^3 of the shell) is never further than the gap plus a voxel from the brain
+        grown = head_parts.skull_around(p.parts, p.origin, p.brain_radii, torch.ones_like(core))
+        inside_skull = grown & ~label[b]
+        assert int((blocks[b][inside_skull] != 0).sum()) <= int(0.2 * inside_skull.sum())  # extras may show
+
+
+def test_head_aspect_stretches_the_head_per_axis() -> None:
+    cfg = dataclasses.replace(SMALL, head_aspect=(0.7, 1.3))
+    for seed in SEEDS:
+        p, plain = draw_params(seed, cfg), draw_params(seed, SMALL)
+        assert torch.allclose(p.head_radii, plain.head_radii * p.parts.aspect)
+        assert bool(((p.parts.aspect >= 0.7) & (p.parts.aspect <= 1.3)).all())
+
+
+def test_muscle_is_brain_like_outside_a_layer_of_skull() -> None:
+    cfg = dataclasses.replace(SMALL, **SWITCHES["muscle"])
+    params, blocks, label, _ = _anatomy(cfg)
+    index = _base(cfg) + head_parts.MUSCLE
+    full = shapes.full_window(cfg.size)
+    for b, p in enumerate(params):
+        muscle = blocks[b] == index
+        assert muscle.any()
+        kept = shapes.ellipsoid(p.origin[None], (p.skull_radii + p.parts.skull_layer)[None], full)[0]
+        assert not (muscle & kept).any() and not (muscle & label[b]).any()
+        n3 = cfg.block_divisions**3
+        brain_mu = float(p.mu[(cfg.n_extra + 2) * n3 : (cfg.n_extra + 3) * n3].mean())
+        assert abs(float(p.mu[index]) - brain_mu) <= 0.45  # drawn around the brain's mean, sd 0.1
+
+
+def test_csf_spaces_inside_the_brain_are_brain_and_the_layer_around_it_is_not() -> None:
+    cfg = dataclasses.replace(SMALL, **SWITCHES["csf"])
+    params, blocks, label, _ = _anatomy(cfg)
+    _, _, plain_label, _ = _anatomy(SMALL)
+    assert torch.equal(label, plain_label)  # CSF repaints, it never relabels
+    index = _base(cfg) + head_parts.CSF
+    for b, p in enumerate(params):
+        csf = blocks[b] == index
+        inside, outside = csf & label[b], csf & ~label[b]
+        assert inside.any() and outside.any()
+        # the ventricles: CSF at their centres, deep in the brain
+        for centre in p.origin + p.parts.ventricle_centres:
+            i, j, k = (round(float(v)) for v in centre)
+            assert bool(label[b, i, j, k]) and int(blocks[b, i, j, k]) == index
+        mu = float(p.mu[index])
+        assert mu <= 0.2 or mu >= 0.7  # dark or bright
+
+
+def test_head_part_settings_are_validated() -> None:
+    for bad in ({"neck_prob": 1.5}, {"lobes": [3, 2]}, {"csf_prob": -0.1}, {"head_aspect": [0.0, 1.0]}):
+        with pytest.raises(ValueError):
+            SynthConfig.from_dict(bad)
