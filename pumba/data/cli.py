@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pumba.data.registry import Dataset
 
 DEFAULT_REGISTRY = "config/datasets.yaml"
 DEFAULT_CACHE = "results/cache"
 # Where a dataset's files come from, least local last; a dataset is as far as its farthest file.
-_NEARNESS = ("installed", "cached", "mirror", "download", "missing")
+_NEARNESS = ("installed", "reference", "cached", "mirror", "download", "missing")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +70,13 @@ def _add_sources(parser: argparse.ArgumentParser, download: bool) -> None:
     parser.add_argument(
         "--mirror", default=None, help="local mirror laid out as <owner>/<repo>/<commit>/<path>"
     )
+    parser.add_argument(
+        "--reference-masks",
+        default=None,
+        metavar="DIR",
+        help="directory of the benchmark's own masks for scans that ship none (registry masks "
+        "{reference_mask: FILE}; tool-made, not distributed); without it those datasets are unavailable",
+    )
     if download:
         parser.add_argument(
             "--no-download",
@@ -75,7 +86,11 @@ def _add_sources(parser: argparse.ArgumentParser, download: bool) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print id, species, modality, source kind and availability of every registry dataset."""
+    """Print id, species, modality, source and availability of every registry dataset.
+
+    A missing dataset says why: the reference mask that is not in ``--reference-masks``, or how to
+    install the package that carries it.
+    """
     from pumba.data.fetch import locate
     from pumba.data.registry import load_registry
 
@@ -83,15 +98,33 @@ def run_list(args: argparse.Namespace) -> int:
     header = ("id", "species", "modality", "source", "here")
     rows = []
     for ds in registry.datasets.values():
-        where = max((locate(f, args.cache, args.mirror) for f in ds.files()), key=_NEARNESS.index)
-        if where == "missing" and ds.install:
-            where = f"missing ({ds.install})"
-        rows.append((ds.id, ds.species, ds.modality, ds.source_kind, where))
+        where = max(
+            (locate(f, args.cache, args.mirror, args.reference_masks) for f in ds.files()),
+            key=_NEARNESS.index,
+        )
+        if where == "missing":
+            reason = _missing_reference_mask(ds, args.reference_masks) or ds.install
+            where = f"missing ({reason})" if reason else where
+        rows.append((ds.id, ds.species, ds.modality, ds.source, where))
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _missing_reference_mask(ds: Dataset, reference_masks: str | None) -> str | None:
+    """Why the first reference mask of ``ds`` that cannot be found is missing; None if none is."""
+    from pumba.data.fetch import FetchError, reference_mask_path
+    from pumba.data.registry import ReferenceMaskFile
+
+    for spec in ds.files():
+        if isinstance(spec, ReferenceMaskFile):
+            try:
+                reference_mask_path(spec, reference_masks)
+            except FetchError as exc:
+                return str(exc)
+    return None
 
 
 def run_fetch(args: argparse.Namespace) -> int:
@@ -101,7 +134,15 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     dataset = load_registry(args.registry).get(args.dataset)
     for spec in dataset.files():
-        print(fetch_file(spec, args.cache, args.mirror, allow_download=not args.no_download))
+        print(
+            fetch_file(
+                spec,
+                args.cache,
+                args.mirror,
+                allow_download=not args.no_download,
+                reference_masks=args.reference_masks,
+            )
+        )
     return 0
 
 
@@ -119,6 +160,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         args.cache,
         mirror=args.mirror,
         allow_download=not args.no_download,
+        reference_masks=args.reference_masks,
     )
     if status.available:
         print(f"{status.dataset}: {status.n_subjects} subject(s) prepared under {args.out}")

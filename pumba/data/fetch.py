@@ -4,6 +4,10 @@ Downloaded and mirrored files land in a cache laid out like the mirror (``<cache
 for GitHub files ``<owner>/<repo>/<commit>/<path>``), so a cache can serve as another machine's
 mirror. A file enters the cache only after its sha256 matched: it is written to a temporary file in
 the cache directory, checked, then renamed into place; on any failure nothing is left behind.
+
+Reference masks (masks the benchmark's team made for scans that ship none) are not distributed: they
+are read in place from a local reference-masks directory, checked against their sha256, and never
+copied into the cache.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from pumba.data.registry import AbsoluteFile, FileSpec, PackageFile, UrlFile
+from pumba.data.registry import AbsoluteFile, FileSpec, PackageFile, ReferenceMaskFile, UrlFile
 from pumba.io import InputError
 
 log = logging.getLogger(__name__)
@@ -37,19 +41,28 @@ def fetch_file(
     mirror: str | os.PathLike | None = None,
     allow_download: bool = True,
     timeout_s: float = 60.0,
+    reference_masks: str | os.PathLike | None = None,
 ) -> Path:
     """The local path of a registry file, fetching it into ``cache_dir`` if needed.
 
     Embedded files (:class:`PackageFile`, :class:`AbsoluteFile`) are located where their package
-    installed them and are not copied. A :class:`UrlFile` is looked for, in order, in the cache
-    (checked against its sha256; a corrupt copy is discarded), in ``mirror`` (copied into the cache
-    and checked), and on the network (downloaded with urllib, ``timeout_s`` seconds per socket
-    operation, checked) unless ``allow_download`` is false.
+    installed them and are not copied. A :class:`ReferenceMaskFile` is read in place from the
+    ``reference_masks`` directory and checked against its sha256. A :class:`UrlFile` is looked for,
+    in order, in the cache (checked against its sha256; a corrupt copy is discarded), in ``mirror``
+    (copied into the cache and checked), and on the network (downloaded with urllib, ``timeout_s``
+    seconds per socket operation, checked) unless ``allow_download`` is false.
 
     Raises:
         FetchError: one line naming the file and the reason (package not installed, not found, no
-            copy and downloads off, download failed, sha256 mismatch with expected and actual).
+            copy and downloads off, download failed, no reference-masks directory or no such mask in
+            it, sha256 mismatch with expected and actual).
     """
+    if isinstance(spec, ReferenceMaskFile):
+        path = reference_mask_path(spec, reference_masks)
+        actual = sha256_of(path)
+        if actual != spec.sha256:
+            raise FetchError(f"{path}: sha256 mismatch: expected {spec.sha256}, got {actual}")
+        return path
     if isinstance(spec, PackageFile):
         return _package_file(spec)
     if isinstance(spec, AbsoluteFile):
@@ -60,12 +73,47 @@ def fetch_file(
     return _url_file(spec, Path(cache_dir), mirror_dir, allow_download, timeout_s)
 
 
-def locate(spec: FileSpec, cache_dir: str | os.PathLike, mirror: str | os.PathLike | None) -> str:
+def reference_mask_path(spec: ReferenceMaskFile, reference_masks: str | os.PathLike | None) -> Path:
+    """Where a reference mask lies, without reading it.
+
+    Raises:
+        FetchError: no directory given, the directory does not exist, or the file is not in it. The
+            message names the file and the directory and says that the mask is tool-made
+            (``spec.made_by``) and not distributed.
+    """
+    why = f"these masks are tool-made ({spec.made_by}) and are not distributed"
+    if reference_masks is None or str(reference_masks) == "":
+        raise FetchError(
+            f"{spec.name}: no reference_masks dir given (config key reference_masks, "
+            f"pumba data --reference-masks); {why}"
+        )
+    directory = Path(reference_masks)
+    if not directory.is_dir():
+        raise FetchError(f"{spec.name} not found: reference_masks dir {directory} does not exist; {why}")
+    path = directory / spec.file_name
+    if not path.is_file():
+        raise FetchError(f"{spec.name} not found in reference_masks dir {directory}; {why}")
+    return path
+
+
+def locate(
+    spec: FileSpec,
+    cache_dir: str | os.PathLike,
+    mirror: str | os.PathLike | None,
+    reference_masks: str | os.PathLike | None = None,
+) -> str:
     """Where a file would come from, without network or checksums (for ``pumba data list``).
 
     Returns:
-        'installed' or 'missing' for embedded files; 'cached', 'mirror' or 'download' for URL files.
+        'installed' or 'missing' for embedded files; 'reference' or 'missing' for reference masks;
+        'cached', 'mirror' or 'download' for URL files.
     """
+    if isinstance(spec, ReferenceMaskFile):
+        try:
+            reference_mask_path(spec, reference_masks)
+        except FetchError:
+            return "missing"
+        return "reference"
     if isinstance(spec, UrlFile):
         if (Path(cache_dir) / spec.mirror_path).is_file():
             return "cached"

@@ -8,10 +8,11 @@ Layout written under ``out_dir/<dataset>/``::
     manifest.tsv             dataset, subject, image, mask, species, modality, pathology
     status.json              {"dataset", "available", "reason", "n_subjects"}
 
-A dataset that cannot be had here (package not installed, no copy and no network, a checksum
-mismatch) is not an error: its manifest has only the header and its status says why. Everything is
-written into a staging directory beside the result and renamed into place at the end, so a failed
-run leaves the previous result (or nothing), never a mix.
+A dataset that cannot be had here (package not installed, no copy and no network, a reference mask
+not in the reference-masks directory, a checksum mismatch) is not an error: its manifest has only
+the header and its status says why. Everything is written into a staging directory beside the
+result and renamed into place at the end, so a failed run leaves the previous result (or nothing),
+never a mix.
 """
 
 from __future__ import annotations
@@ -134,9 +135,12 @@ def prepare_dataset(
     cache_dir: str | os.PathLike,
     mirror: str | os.PathLike | None = None,
     allow_download: bool = True,
+    reference_masks: str | os.PathLike | None = None,
 ) -> DatasetStatus:
     """Fetch and prepare every subject of ``dataset_id`` into ``out_dir/<dataset_id>/``.
 
+    ``cache_dir``, ``mirror``, ``allow_download`` and ``reference_masks`` (the directory of the
+    benchmark's own, undistributed masks) say where files may come from (:func:`fetch_file`).
     Manifest paths are ``out_dir/<dataset>/<subject>/{image,mask}.nii.gz`` as given (relative
     stays relative). A dataset whose files cannot be fetched yields an empty manifest and an
     unavailable status (logged as a warning), not an exception.
@@ -154,8 +158,8 @@ def prepare_dataset(
         for subj_id, s in dataset.subjects.items():
             try:
                 files[subj_id] = (
-                    fetch_file(s.image, cache_dir, mirror, allow_download),
-                    fetch_file(s.mask, cache_dir, mirror, allow_download),
+                    fetch_file(s.image, cache_dir, mirror, allow_download, reference_masks=reference_masks),
+                    fetch_file(s.mask, cache_dir, mirror, allow_download, reference_masks=reference_masks),
                 )
             except FetchError as exc:
                 raise FetchError(f"dataset {dataset.id}, subject {subj_id}: {exc}") from None

@@ -5,11 +5,16 @@ A dataset's files are described by a *file spec*, one dataclass per way of getti
 :class:`UrlFile` (source kind ``url``: downloaded, checked against a sha256). A new source kind adds
 a branch to the schema, a parser to ``_FILE_PARSERS`` here and a resolver in
 :mod:`pumba.data.fetch`.
+
+Whatever a dataset's source kind, a subject's mask may instead be a :class:`ReferenceMaskFile`
+(``{reference_mask: FILE, sha256: ..., made_by: ...}``): a mask made by the benchmark's team for a
+scan that ships none, not distributed, read from a local reference-masks directory.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -76,7 +81,31 @@ class UrlFile:
         return self.url
 
 
-FileSpec = PackageFile | AbsoluteFile | UrlFile
+@dataclass(frozen=True)
+class ReferenceMaskFile:
+    """A brain mask made by the benchmark's team, read from a local reference-masks directory.
+
+    Such masks are tool-made (e.g. by HD-BET) for public scans that ship no mask, and are not
+    distributed: the directory is given by the workflow's ``reference_masks`` config key
+    (``pumba data --reference-masks``); without it the dataset is unavailable.
+
+    Attributes:
+        file_name: the file's name inside the reference-masks directory.
+        sha256: expected lower-case hex digest of the file's bytes.
+        made_by: the tool and settings that made the mask (named when the mask is missing).
+    """
+
+    file_name: str
+    sha256: str
+    made_by: str
+
+    @property
+    def name(self) -> str:
+        """A short human-readable name for messages."""
+        return f"reference mask {self.file_name}"
+
+
+FileSpec = PackageFile | AbsoluteFile | UrlFile | ReferenceMaskFile
 
 
 @dataclass(frozen=True)
@@ -109,6 +138,13 @@ class Dataset:
     def files(self) -> list[FileSpec]:
         """Every file of every subject, images first per subject, in registry order."""
         return [f for s in self.subjects.values() for f in (s.image, s.mask)]
+
+    @property
+    def source(self) -> str:
+        """The source kind, with ``+reference-masks`` when some mask comes from the reference masks."""
+        if any(isinstance(s.mask, ReferenceMaskFile) for s in self.subjects.values()):
+            return f"{self.source_kind}+reference-masks"
+        return self.source_kind
 
 
 @dataclass(frozen=True)
@@ -194,7 +230,7 @@ def _parse_dataset(ds_id: str, entry: dict) -> Dataset:
         subj_id: Subject(
             id=subj_id,
             image=parse_file(s["image"], source),
-            mask=parse_file(s["mask"], source),
+            mask=_parse_mask(s["mask"], source, parse_file),
             mask_threshold=float(s.get("mask_threshold", 0.0)),
         )
         for subj_id, s in entry["subjects"].items()
@@ -230,6 +266,13 @@ def _parse_url_file(spec: dict, source: dict) -> FileSpec:
             mirror_path=f"{repo}/{commit}/{rel}",
         )
     return UrlFile(url=spec["url"], sha256=spec["sha256"], mirror_path=spec["mirror_path"])
+
+
+def _parse_mask(spec: dict, source: dict, parse_file: Callable[[dict, dict], FileSpec]) -> FileSpec:
+    """A mask is a file of the dataset's source kind, or a reference mask whatever the kind."""
+    if "reference_mask" in spec:
+        return ReferenceMaskFile(spec["reference_mask"], spec["sha256"], spec["made_by"])
+    return parse_file(spec, source)
 
 
 _FILE_PARSERS = {"embedded": _parse_embedded_file, "url": _parse_url_file}

@@ -39,7 +39,7 @@ def dataset_table(registry: Registry, status_files: list[str | Path]) -> pd.Data
                 "species": ds.species,
                 "modality": ds.modality,
                 "pathology": ds.pathology,
-                "source": ds.source_kind,
+                "source": ds.source,
                 "available": bool(status["available"]),
                 "n_subjects": int(status["n_subjects"]),
                 "reason": status.get("reason") or "",

@@ -17,6 +17,9 @@ def repo_path(path):
 
 REGISTRY = repo_path(config["registry"])
 MIRROR = repo_path(config["mirror"]) if config["mirror"] else ""
+REFERENCE_MASKS = (
+    repo_path(config["reference_masks"]) if config["reference_masks"] else ""
+)
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
 KNOWN_BASELINES = ("otsu", "gmm", "bet", "deepbet")

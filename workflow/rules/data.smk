@@ -1,5 +1,5 @@
 checkpoint prepare_dataset:
-    """Fetch (or read from the mirror / installed packages) and prepare one dataset from the registry."""
+    """Fetch (or read from the mirror / installed packages / reference masks) and prepare one dataset."""
     output:
         directory("results/data/{dataset}"),
     log:
@@ -15,8 +15,12 @@ checkpoint prepare_dataset:
         registry=REGISTRY,
         cache=config["cache"],
         mirror=f"--mirror {MIRROR}" if MIRROR else "",
+        reference_masks=(
+            f"--reference-masks {REFERENCE_MASKS}" if REFERENCE_MASKS else ""
+        ),
         download="" if config["download"] else "--no-download",
     shell:
         "pumba data prepare --dataset {wildcards.dataset} --out results/data "
-        "--registry {params.registry} --cache {params.cache} {params.mirror} {params.download} "
+        "--registry {params.registry} --cache {params.cache} {params.mirror} "
+        "{params.reference_masks} {params.download} "
         "> {log} 2>&1"
