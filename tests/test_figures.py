@@ -1,4 +1,4 @@
-"""Tests of pumba.figures: metric plots, training curves, overlay montages, synthetic galleries."""
+"""Tests of pumba.figures: metric plots, training curves, overlay montages, synthetic and switch galleries."""
 
 from __future__ import annotations
 
@@ -34,7 +34,19 @@ from pumba.figures.plots import (
     save_figure,
     training_figure,
 )
+from pumba.figures.switch_gallery import (
+    SHOWN_VIEWS,
+    Switch,
+    load_base,
+    read_switches,
+    switch_configs,
+    switch_gallery,
+    switch_gallery_figure,
+)
 from pumba.io import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+SWITCH_FILE = ROOT / "workflow" / "resources" / "switch_gallery.yaml"
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -417,6 +429,96 @@ def test_synth_gallery_rejects_bad_labels(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# generator switch gallery
+
+
+def panels(block) -> list[list[np.ndarray]]:
+    """The grey images of one switch's (off, on) rows, panel by panel."""
+    n_cols = len(block.axes) // 2
+    return [[ax.images[0].get_array() for ax in block.axes[r * n_cols : (r + 1) * n_cols]] for r in (0, 1)]
+
+
+def test_repo_switch_file_is_valid():
+    switches = read_switches(SWITCH_FILE)
+    assert [s.name for s in switches] == ["neck", "lobes", "muscle", "csf", "intensity"]
+    assert switches[1].overrides == {"lobes": [2, 5], "head_aspect": [0.7, 1.3]}
+
+
+def test_switch_gallery_off_and_on_panels_differ():
+    switches = read_switches(SWITCH_FILE)
+    fig = switch_gallery_figure(switches, load_base(None, 32), seed=0, n=1)
+    blocks = fig.subfigs
+    assert len(blocks) == len(switches)
+    base_off = panels(blocks[0])[0]
+    for block, switch in zip(blocks, switches, strict=True):
+        assert block.get_suptitle().startswith(f"{switch.name}: ")
+        assert [ax.get_ylabel() for ax in block.axes[:: len(SHOWN_VIEWS)]] == ["off", "on"]
+        off, on = panels(block)
+        assert len(off) == len(on) == len(SHOWN_VIEWS)
+        # the default base leaves every switch off: each block's off row is the base itself
+        assert all(np.array_equal(a, b) for a, b in zip(off, base_off, strict=True))
+        assert any(not np.array_equal(a, b) for a, b in zip(off, on, strict=True)), switch.name
+        # superior up: images drawn from the bottom row up
+        assert block.axes[0].images[0].origin == "lower"
+
+
+def test_switch_gallery_writes_png_atomically(tmp_path):
+    switches = [Switch("neck", {"neck_prob": 1.0}), Switch("csf", {"csf_prob": 1.0})]
+    out = tmp_path / "switch_gallery.png"
+    switch_gallery(switches, out, load_base(None, 32), seed=3, n=2)
+    width, height = png_size(out)
+    assert 600 < width < 2000 and 600 < height < 2000
+    assert out.stat().st_size > 50_000
+    assert leftovers(tmp_path) == []
+    with pytest.raises(InputError, match="number of samples"):
+        switch_gallery(switches, tmp_path / "x.png", load_base(None, 32), seed=0, n=0)
+    with pytest.raises(InputError, match="seed >= 0"):
+        switch_gallery(switches, tmp_path / "x.png", load_base(None, 32), seed=-1, n=1)
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "neck:\n  nek_prob: 1.0\n",
+            "switch 'neck': unknown SynthConfig key 'nek_prob' (did you mean 'neck_prob'?)",
+        ),
+        ("csf:\n  csf_prob: 1.0\n  frobnicate: 2\n", "switch 'csf': unknown SynthConfig key 'frobnicate'"),
+        ("neck:\n  size: 64\n", "switch 'neck': 'size' cannot be switched"),
+        ("neck:\n  neck_prob: 2.0\n", "switch 'neck': SynthConfig.neck_prob: invalid value 2.0"),
+        ("neck:\n  neck_prob: 0.0\n", "switch 'neck': every value is SynthConfig's default"),
+        ("neck: 1.0\n", "switch 'neck' must be a non-empty mapping"),
+        ("", "no switches"),
+        ("- neck\n", "must be a mapping"),
+    ],
+)
+def test_switch_file_errors_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "switches.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        read_switches(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_switch_gallery_base_from_training_config(tmp_path):
+    (tmp_path / "parent.yaml").write_text("synth:\n  size: 64\n  neck_prob: 0.5\n  zoom: [0.6, 1.05]\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\nsynth:\n  csf_prob: 0.6\n")
+    base = load_base(tmp_path / "child.yaml", None)
+    assert (base.size, base.neck_prob, base.csf_prob, base.zoom) == (64, 0.5, 0.6, (0.6, 1.05))
+    assert load_base(tmp_path / "child.yaml", 32).size == 32
+    off, on = switch_configs(base, Switch("neck", {"neck_prob": 1.0}))
+    # off: the switch's fields at SynthConfig's defaults, every other field as the base has it
+    assert (off.neck_prob, on.neck_prob) == (0.0, 1.0)
+    assert off.csf_prob == on.csf_prob == 0.6 and off.zoom == on.zoom == (0.6, 1.05)
+    (tmp_path / "bad.yaml").write_text("synth:\n  nek_prob: 1\n")
+    with pytest.raises(InputError, match=r"bad\.yaml: unknown SynthConfig key 'nek_prob'"):
+        load_base(tmp_path / "bad.yaml", None)
+
+
+# ---------------------------------------------------------------------------------------------
 # atomic writes and the command line
 
 
@@ -454,6 +556,19 @@ def test_cli_all_figures(tmp_path, mouse_like):
         "m.png": ["metrics", "--table", str(table), "--metric", "hd95_mm"],
         "t.png": ["training", "--log", str(tmp_path / "train.csv")],
         "g.png": ["gallery", "--dir", str(tmp_path / "synth"), "--n", "1"],
+        "s.png": [
+            "switch-gallery",
+            "--switches",
+            str(SWITCH_FILE),
+            "--size",
+            "32",
+            "--seed",
+            "0",
+            "--n",
+            "1",
+            "--threads",
+            "1",
+        ],
         "o.png": [
             "montage",
             "--image",
@@ -484,4 +599,19 @@ def test_cli_errors(tmp_path):
     table.write_text("method,dataset\nx,y\n")
     with pytest.raises(InputError, match=r"t\.csv: missing column\(s\) species, status, dice"):
         run_cli(["figures", "metrics", "--table", str(table), "--out", str(tmp_path / "o.png")])
+    assert not (tmp_path / "o.png").exists()
+    (tmp_path / "sw.yaml").write_text("neck:\n  nek_prob: 1.0\n")
+    with pytest.raises(InputError, match=r"sw\.yaml: switch 'neck': unknown SynthConfig key 'nek_prob'"):
+        run_cli(
+            [
+                "figures",
+                "switch-gallery",
+                "--switches",
+                str(tmp_path / "sw.yaml"),
+                "--seed",
+                "0",
+                "--out",
+                str(tmp_path / "o.png"),
+            ]
+        )
     assert not (tmp_path / "o.png").exists()

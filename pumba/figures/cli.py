@@ -1,4 +1,4 @@
-"""``pumba figures {metrics,training,montage,gallery}``: write one figure each."""
+"""``pumba figures {metrics,training,montage,gallery,switch-gallery}``: write one figure each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pumba.io import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``figures`` command and its four sub-commands."""
+    """Add the ``figures`` command and its five sub-commands."""
     parser = sub.add_parser(
         "figures",
         help="draw benchmark figures (metrics, training curves, montages, synthetic gallery)",
@@ -64,6 +64,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     gallery.add_argument("--n", type=int, default=6, help="number of samples, the first by name (6)")
     gallery.set_defaults(func=_gallery)
 
+    switches = kinds.add_parser(
+        "switch-gallery",
+        help="the same synthetic samples with each generator switch off and on",
+        description=(
+            "Generate samples 0..N-1 of a run seeded SEED (as pumba generate does) with each switch of "
+            "a switch file off (the base config with the switch's fields at their SynthConfig defaults) "
+            "and on, and draw their mid-sagittal and mid-coronal slices with the brain label outlined."
+        ),
+    )
+    switches.add_argument(
+        "--switches",
+        type=Path,
+        required=True,
+        help="YAML file: switch name -> the SynthConfig fields that turn it on "
+        "(workflow/resources/switch_gallery.yaml)",
+    )
+    switches.add_argument(
+        "--base-config",
+        type=Path,
+        default=None,
+        help="training config whose resolved synth mapping is the base (default: SynthConfig defaults)",
+    )
+    switches.add_argument("--size", type=int, default=None, help="grid size (default: the base's, 128)")
+    switches.add_argument("--seed", type=int, required=True, help="run seed (>= 0)")
+    switches.add_argument("--n", type=int, default=3, help="number of samples per row (3)")
+    switches.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    switches.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    switches.set_defaults(func=_switch_gallery)
+
 
 def parse_masks(items: list[str]) -> dict[str, Path | None]:
     """``METHOD=PATH`` strings to an ordered mapping; PATH 'none' (any case) gives None (failed)."""
@@ -117,4 +146,20 @@ def _gallery(args: argparse.Namespace) -> int:
     from pumba.figures.gallery import find_synth_pairs, synth_gallery
 
     synth_gallery(find_synth_pairs(args.dir, args.n), args.out)
+    return 0
+
+
+def _switch_gallery(args: argparse.Namespace) -> int:
+    from pumba.figures.switch_gallery import load_base, read_switches, switch_gallery
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads: need at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    switches = read_switches(args.switches)
+    base = load_base(args.base_config, args.size)
+    name = f"synth of {args.base_config}" if args.base_config is not None else "SynthConfig defaults"
+    switch_gallery(switches, args.out, base, args.seed, args.n, name)
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pumba.infer.cascade import refine
 from pumba.infer.orientation import to_canonical
 from pumba.infer.postprocess import finish_on_input, postprocess
 from pumba.infer.predict import predict
@@ -62,18 +63,31 @@ def brain_mask(
 
     The data are first reordered to the closest RAS+ voxel order (flips and transposes only), so the result
     does not depend on how the scan was stored; the mask is reordered back onto the input's grid. ``tta``
-    averages the network's output over the 8 flips of its input.
+    averages the network's output over the 8 flips of its input (the fine stage's over the left-right flip).
+
+    With a cascade (``info["refine"]``, :mod:`pumba.infer.cascade`) the coarse mask is the prior of the fine
+    stage, whose brain probability on the twice finer grid is mapped back and cut at 0.5. The mask is solid
+    either way (:func:`pumba.infer.postprocess.finish_on_input`).
     """
     canonical, reorientation = to_canonical(volume)
     image = normalise(canonical.data, volume.path)
     resolved = choose_mode(canonical, mode, image)
-    geometry = plan_geometry(canonical, image, int(info["input_size"]), float(info["fov_mm"]), resolved)
+    fov = float(info["fov_mm"])
+    refine_with = info.get("refine")
+    fine_image = fine_geometry = None
+    if refine_with is not None:
+        fine_geometry = plan_geometry(canonical, image, int(refine_with[1]["grid_size"]), fov, resolved)
+        fine_image = to_grid(image, fine_geometry)
+    geometry = plan_geometry(canonical, image, int(info["input_size"]), fov, resolved)
     grid_image = to_grid(image, geometry, overwrite=True)
     del image
     grid_mask = postprocess(predict(model, grid_image, torch.device(device), tta), postprocessing)
     if not grid_mask.any():
         return np.zeros(volume.data.shape, bool), resolved
-    mask = finish_on_input(mask_to_input(grid_mask, geometry))
+    if refine_with is not None:
+        prob = refine(refine_with[0], fine_image, grid_mask, torch.device(device), tta)
+        grid_mask, geometry = prob, fine_geometry
+    mask = finish_on_input(mask_to_input(grid_mask, geometry), canonical.zooms)
     return np.ascontiguousarray(reorientation.back(mask)), resolved
 
 

@@ -30,6 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     e.set_defaults(func=_export)
 
+    c = sub.add_parser(
+        "cascade",
+        help="combine a whole-head model and a fine-stage model into one two-stage model file",
+        description="Write one model file of the two-stage cascade (pumba.infer.cascade): the whole-head "
+        "model finds the brain on its coarse grid, the fine stage places the edge on a twice finer grid. The "
+        "fine stage's grid must be twice the whole-head model's, over the same field of view.",
+    )
+    c.add_argument("--coarse", required=True, help="whole-head model file (or training checkpoint)")
+    c.add_argument("--fine", required=True, help="fine-stage model file (or training checkpoint)")
+    c.add_argument("--out", required=True, help="model file to write")
+    c.add_argument(
+        "--full", dest="half", action="store_false", help="keep float32 weights (default: float16)"
+    )
+    c.set_defaults(func=_cascade)
+
     v = sub.add_parser(
         "validate",
         help="score models on prepared real datasets (learning curves, ablations)",
@@ -68,13 +83,35 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import sys
 
+    from pumba.io import InputError
     from pumba.model.checkpoint import load_model, save_model
 
-    model, info = load_model(args.checkpoint)
+    model, info = load_model(args.checkpoint, stage=None)
+    if "refine" in info:
+        raise InputError(f"{args.checkpoint}: a two-stage model; write it with pumba cascade")
     meta = dict(info.get("meta") or {})
     meta["exported_from"] = str(args.checkpoint)
-    save_model(model, args.out, info["input_size"], info["fov_mm"], meta, half=args.half)
+    save_model(
+        model,
+        args.out,
+        info["input_size"],
+        info["fov_mm"],
+        meta,
+        half=args.half,
+        stage=info["stage"],
+        grid_size=info["grid_size"],
+    )
     print(f"pumba export-model: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cascade(args: argparse.Namespace) -> int:
+    import sys
+
+    from pumba.model.checkpoint import save_cascade
+
+    save_cascade(args.coarse, args.fine, args.out, half=args.half)
+    print(f"pumba cascade: wrote {args.out}", file=sys.stderr)
     return 0
 
 

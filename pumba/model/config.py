@@ -10,6 +10,8 @@ from pathlib import Path
 from pumba.io import InputError
 from pumba.yaml_files import read_mapping
 
+STAGES = ("coarse", "fine")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -40,6 +42,18 @@ class TrainConfig:
             relative to the working directory); empty: a seeded random initialisation. The optimiser and
             schedule start afresh either way.
         synth: :class:`pumba.synth.SynthConfig` overrides.
+        stage: 'coarse', the whole-head model (the synthetic heads average-pooled to ``input_size``^3, three
+            classes), or 'fine', the cascade's second stage: ``input_size``^3 crops of the heads at the
+            generator's own resolution (``fov_mm / synth.size`` mm voxels), two input channels (the image and
+            a coarse brain prior made from the label as the coarse stage would see it, see
+            :mod:`pumba.infer.cascade`), two classes (background, brain).
+        crop_at_edge: fine stage: share of crops centred on a random voxel of the brain's edge (the rest are
+            centred anywhere in the brain's bounding box); every centre is jittered by up to a quarter crop.
+        prior_blur: fine stage: range of the Gaussian sigma (coarse voxels) that softens the training prior.
+        prior_grow: fine stage: the training prior's mask is grown or shrunk by up to this many coarse voxels
+            and shifted by up to one, so the fine stage learns to correct the coarse stage's edge, not to
+            copy it.
+        edge_band: fine stage: the loss's edge term counts voxels within this many voxels of the brain's edge.
     """
 
     seed: int = 0
@@ -62,6 +76,11 @@ class TrainConfig:
     amp: bool = True
     init: str = ""
     synth: dict = field(default_factory=dict)
+    stage: str = "coarse"
+    crop_at_edge: float = 0.8
+    prior_blur: tuple[float, float] = (0.5, 1.5)
+    prior_grow: int = 1
+    edge_band: int = 2
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -88,6 +107,10 @@ class TrainConfig:
             default = names[key].default
             if key == "widths":
                 values[key] = tuple(int(v) for v in value)
+            elif key == "prior_blur":
+                if not isinstance(value, list | tuple) or len(value) != 2:
+                    raise ValueError(f"'prior_blur' must be a list of two numbers, got {value!r}")
+                values[key] = (float(value[0]), float(value[1]))
             elif key == "synth":
                 if not isinstance(value, dict):
                     raise ValueError("'synth' must be a mapping of generator settings")
@@ -119,13 +142,31 @@ class TrainConfig:
         if self.input_size % 2 ** len(self.widths):
             raise ValueError(f"'input_size' {self.input_size} must be a multiple of {2 ** len(self.widths)}")
         size = int(self.synth.get("size", 128))
-        if size % self.input_size:
+        if self.stage not in STAGES:
+            raise ValueError(f"'stage' must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.stage == "coarse" and size % self.input_size:
             raise ValueError(f"synth size {size} must be a multiple of 'input_size' {self.input_size}")
+        if self.stage == "fine":
+            if self.input_size > size or size % 2:
+                raise ValueError(
+                    f"fine stage: 'input_size' {self.input_size} crops need an even synth size >= it"
+                )
+            if not 0 <= self.crop_at_edge <= 1 or self.prior_grow < 0 or self.edge_band < 1:
+                raise ValueError("fine stage: need 0 <= crop_at_edge <= 1, prior_grow >= 0, edge_band >= 1")
+            if not 0 < self.prior_blur[0] <= self.prior_blur[1]:
+                raise ValueError(f"'prior_blur' must be 0 < lo <= hi, got {list(self.prior_blur)}")
+
+    @property
+    def grid_size(self) -> int:
+        """Edge in voxels of the grid the network sees the whole field of view on: ``input_size`` for the
+        coarse stage, the generator's ``synth.size`` for the fine stage (which sees crops of it)."""
+        return int(self.synth.get("size", 128)) if self.stage == "fine" else self.input_size
 
     def to_dict(self) -> dict:
         """A plain mapping (YAML-serialisable)."""
         d = dataclasses.asdict(self)
         d["widths"] = list(self.widths)
+        d["prior_blur"] = list(self.prior_blur)
         return d
 
 

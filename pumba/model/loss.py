@@ -1,4 +1,6 @@
-"""Soft Dice loss on the interior and boundary classes (method notes: 1 - (Dice_interior + Dice_boundary))."""
+"""Losses: soft Dice on the interior and boundary classes (method notes: 1 - (Dice_interior + Dice_boundary))
+for the whole-head model, soft Dice of the brain overall and near its edge for the fine stage of the
+cascade."""
 
 from __future__ import annotations
 
@@ -30,3 +32,34 @@ def pumba_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) 
     d_bnd = soft_dice(prob[:, BOUNDARY], target == BOUNDARY, smooth)
     loss = 1.0 - 0.5 * (d_int + d_bnd)
     return loss, {"dice_interior": float(d_int.detach()), "dice_boundary": float(d_bnd.detach())}
+
+
+BRAIN = 1
+
+
+def edge_band(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Voxels within ``radius`` voxels (a cube) of the edge of a binary mask (B, D, H, W): bool, same
+    shape."""
+    m = mask.float()[:, None]
+    k = 2 * radius + 1
+    grown = torch.nn.functional.max_pool3d(m, k, 1, radius)
+    shrunk = -torch.nn.functional.max_pool3d(-m, k, 1, radius)
+    return (grown != shrunk)[:, 0]
+
+
+def refine_loss(
+    logits: torch.Tensor, mask: torch.Tensor, band: int = 2, smooth: float = 1.0
+) -> tuple[torch.Tensor, dict]:
+    """Loss of the fine stage: logits (B, 2, D, H, W) against a brain mask (B, D, H, W) in {0, 1}.
+
+    ``1 - (Dice_brain + Dice_edge) / 2``: the soft Dice of the brain class, and the same within ``band``
+    voxels of the mask's edge (where the fine stage has its work to do; far from the edge the coarse prior
+    already tells). Returns the loss and a dict of the two Dice values as floats.
+    """
+    prob = torch.softmax(logits.float(), dim=1)[:, BRAIN]
+    target = mask.bool()
+    near = edge_band(target, band)
+    d_brain = soft_dice(prob, target, smooth)
+    d_edge = soft_dice(prob * near, target & near, smooth)
+    loss = 1.0 - 0.5 * (d_brain + d_edge)
+    return loss, {"dice_brain": float(d_brain.detach()), "dice_edge": float(d_edge.detach())}

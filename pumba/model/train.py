@@ -1,6 +1,7 @@
 """Training the U-Net on synthetic heads generated on the fly.
 
-A pool of ``pool_size`` synthetic volumes is kept in memory (at the network's input size); every
+A pool of ``pool_size`` synthetic volumes is kept in memory (at the network's input size; for the cascade's
+fine stage at the generator's size, with their training prior, cropped at every step); every
 ``refresh_every`` steps the oldest is replaced by a newly generated one. Sample ``k`` of a run is
 ``generate([sample_seed(seed, k)])``, and the pool sampling and augmentation of step ``s`` are seeded from
 (seed, s), so a resumed run sees exactly what an uninterrupted one would have.
@@ -12,6 +13,7 @@ Outputs in ``out_dir``: ``checkpoint.pt`` (latest state, for ``--resume``), ``tr
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import signal
@@ -28,19 +30,18 @@ import yaml
 from pumba.io import InputError, remove_stale_temporaries, write_text_atomic
 from pumba.model.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from pumba.model.config import TrainConfig
-from pumba.model.loss import pumba_loss
+from pumba.model.loss import pumba_loss, refine_loss
 from pumba.model.unet import UNet3D
 from pumba.synth import SynthConfig, augment, generate, make_target, sample_seed
+from pumba.synth.labels import thick_boundary
 
-LOG_COLUMNS = (
-    "step",
-    "seconds",
-    "loss",
-    "dice_interior",
-    "dice_boundary",
-    "lr",
-    "samples_generated",
-)
+DICE_COLUMNS = {"coarse": ("dice_interior", "dice_boundary"), "fine": ("dice_brain", "dice_edge")}
+"""The two Dice values each stage's loss reports (:func:`pumba.model.loss.pumba_loss`, ``refine_loss``)."""
+
+
+def log_columns(stage: str) -> tuple[str, ...]:
+    """Columns of ``train_log.csv`` for a training stage."""
+    return ("step", "seconds", "loss", *DICE_COLUMNS[stage], "lr", "samples_generated")
 
 
 class TrainingInterruptedError(Exception):
@@ -105,6 +106,8 @@ class SyntheticPool:
             torch.set_num_threads(threads)
 
     def _make(self, seeds: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if self.cfg.stage == "fine":
+            return self._make_fine(seeds)
         with torch.no_grad():
             image, mask = generate(seeds, self.synth, device=self.device)
             factor = self.synth.size // self.cfg.input_size
@@ -113,6 +116,20 @@ class SyntheticPool:
                 mask = torch.nn.functional.avg_pool3d(mask[:, None].float(), factor)[:, 0] > 0.5
             target = make_target(mask.to(torch.uint8))
         return [(image[b], target[b]) for b in range(len(seeds))]
+
+    def _make_fine(self, seeds: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Fine stage: (image and prior (2, S, S, S), brain mask uint8 (S, S, S)) at the generator's size; the
+        prior's draws are seeded by the sample's seed."""
+        from pumba.infer.cascade import synthetic_prior
+
+        with torch.no_grad():
+            image, mask = generate(seeds, self.synth, device=self.device)
+            items = []
+            for b, seed in enumerate(seeds):
+                rng = np.random.default_rng([seed, 7])
+                prior = synthetic_prior(mask[b], rng, self.cfg.prior_blur, self.cfg.prior_grow)
+                items.append((torch.cat([image[b], prior.to(image.device)]), mask[b]))
+        return items
 
     def fill_to(self, next_index: int) -> None:
         """Fill the pool with the samples it holds when ``next_index`` samples have been generated."""
@@ -131,10 +148,39 @@ class SyntheticPool:
         """An augmented batch for ``step``: image (B, 1, S, S, S), target (B, S, S, S)."""
         rng = np.random.default_rng(step_seed(self.cfg.seed, step))
         picks = rng.integers(0, len(self.items), size=batch_size)
+        if self.cfg.stage == "fine":
+            crops = [self._crop(*self.items[i], rng) for i in picks]
+            image = torch.stack([c[0] for c in crops])
+            target = torch.stack([c[1] for c in crops]).long()
+            aug_seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=batch_size)]
+            # the crops' random placement replaces the roll (which would wrap a crop's faces together)
+            return augment(image, target, aug_seeds, dataclasses.replace(self.synth, roll=0))
         image = torch.stack([self.items[i][0] for i in picks])
         target = torch.stack([self.items[i][1] for i in picks])
         aug_seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=batch_size)]
         return augment(image, target, aug_seeds, self.synth)
+
+    def _crop(
+        self, channels: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """An ``input_size``^3 crop of one fine-stage sample: centred on a random voxel of the brain's edge
+        (share ``crop_at_edge``) or of the brain's bounding box, jittered by up to a quarter crop, inside the
+        grid."""
+        c, size = self.cfg.input_size, mask.shape[0]
+        at_edge = rng.random() < self.cfg.crop_at_edge
+        where = thick_boundary(mask[None].bool())[0] if at_edge else mask.bool()
+        points = torch.nonzero(where)
+        if len(points) == 0:
+            centre = np.full(3, size // 2)
+        else:
+            centre = points[int(rng.integers(0, len(points)))].cpu().numpy()
+            if not at_edge:  # anywhere in the brain's bounding box, not only in the brain
+                lo, hi = points.min(0).values.cpu().numpy(), points.max(0).values.cpu().numpy()
+                centre = rng.integers(lo, hi + 1)
+        centre = centre + rng.integers(-(c // 4), c // 4 + 1, size=3)
+        start = np.clip(centre - c // 2, 0, size - c)
+        box = tuple(slice(int(s), int(s) + c) for s in start)
+        return channels[(slice(None), *box)], mask[box]
 
 
 class Trainer:
@@ -157,7 +203,13 @@ class Trainer:
         self.synth = synth_config(cfg)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # the initial weights are a draw too
-            self.model = UNet3D(widths=cfg.widths, bottleneck=cfg.bottleneck).to(self.device)
+            fine = cfg.stage == "fine"
+            self.model = UNet3D(
+                widths=cfg.widths,
+                bottleneck=cfg.bottleneck,
+                n_classes=2 if fine else 3,
+                in_channels=2 if fine else 1,
+            ).to(self.device)
         if cfg.init:
             self._load_init(cfg.init)
         self.memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
@@ -170,7 +222,7 @@ class Trainer:
 
     def _load_init(self, path: str) -> None:
         """Start from the weights in ``path`` (same architecture; InputError naming the file otherwise)."""
-        init, _ = load_model(path)
+        init, _ = load_model(path, stage=self.cfg.stage)
         if init.architecture() != self.model.architecture():
             raise InputError(
                 f"{path}: init weights are a {init.architecture()} network, the config asks for "
@@ -200,6 +252,8 @@ class Trainer:
                 "input_size": self.cfg.input_size,
                 "fov_mm": self.cfg.fov_mm,
                 "state_dict": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                "stage": self.cfg.stage,
+                "grid_size": self.cfg.grid_size,
                 "optimizer": self.optimizer.state_dict(),
                 "step": self.step,
                 "elapsed": self.elapsed,
@@ -213,7 +267,21 @@ class Trainer:
         path = self.out_dir / "snapshots" / f"model_step{self.step:06d}.pt"
         path.parent.mkdir(exist_ok=True)
         meta = {"steps": self.step, "seconds": round(self.elapsed, 1), "config": self.cfg.to_dict()}
-        save_model(self.model, path, self.cfg.input_size, self.cfg.fov_mm, meta=meta, half=True)
+        self._save(path, meta, half=True)
+        return path
+
+    def _save(self, path: Path, meta: dict, half: bool = False) -> None:
+        """A model file of this run's network (its stage and grid in the file, for the cascade)."""
+        save_model(
+            self.model,
+            path,
+            self.cfg.input_size,
+            self.cfg.fov_mm,
+            meta=meta,
+            half=half,
+            stage=self.cfg.stage,
+            grid_size=self.cfg.grid_size,
+        )
         return path
 
     def resume(self) -> bool:
@@ -224,7 +292,8 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         state = load_checkpoint(self.checkpoint_path)
-        stored = dict(state.get("config", {}))
+        # keys added to TrainConfig since the checkpoint was written take their defaults
+        stored = {**TrainConfig().to_dict(), **dict(state.get("config", {}))}
         current = self.cfg.to_dict()
         stored.pop("steps", None)
         current.pop("steps", None)
@@ -268,18 +337,13 @@ class Trainer:
             bar.close()
             for s, h in handlers.items():
                 signal.signal(s, h)
-        save_model(
-            self.model,
-            self.model_path,
-            self.cfg.input_size,
-            self.cfg.fov_mm,
-            meta={
-                "steps": self.step,
-                "seconds": round(self.elapsed, 1),
-                "config": self.cfg.to_dict(),
-                "device": str(self.device),
-            },
-        )
+        meta = {
+            "steps": self.step,
+            "seconds": round(self.elapsed, 1),
+            "config": self.cfg.to_dict(),
+            "device": str(self.device),
+        }
+        self._save(self.model_path, meta)
         return self.model_path
 
     def _loop(self, bar) -> None:
@@ -301,7 +365,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = self.model(image)
-            loss, parts = pumba_loss(logits, target)
+            if cfg.stage == "fine":
+                loss, parts = refine_loss(logits, target, cfg.edge_band)
+            else:
+                loss, parts = pumba_loss(logits, target)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
             loss.backward()
@@ -310,7 +377,8 @@ class Trainer:
             self.step += 1
             self.elapsed += time.perf_counter() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", dice=f"{parts['dice_interior']:.3f}", refresh=False)
+            dice = parts[DICE_COLUMNS[cfg.stage][0]]
+            bar.set_postfix(loss=f"{loss.item():.3f}", dice=f"{dice:.3f}", refresh=False)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 self._log(loss.item(), parts, lr)
             if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
@@ -326,14 +394,13 @@ class Trainer:
         with self.log_path.open("a", newline="") as fh:
             writer = csv.writer(fh)
             if new:
-                writer.writerow(LOG_COLUMNS)
+                writer.writerow(log_columns(self.cfg.stage))
             writer.writerow(
                 [
                     self.step,
                     f"{self.elapsed:.2f}",
                     f"{loss:.5f}",
-                    f"{parts['dice_interior']:.5f}",
-                    f"{parts['dice_boundary']:.5f}",
+                    *(f"{parts[k]:.5f}" for k in DICE_COLUMNS[self.cfg.stage]),
                     f"{lr:.3g}",
                     self.pool.next_index,
                 ]
@@ -349,11 +416,12 @@ class Trainer:
             return
         with self.log_path.open(newline="") as fh:
             rows = list(csv.reader(fh))
-        if not rows or tuple(rows[0]) != LOG_COLUMNS:
+        columns = log_columns(self.cfg.stage)
+        if not rows or tuple(rows[0]) != columns:
             self.log_path.unlink()
             return
         kept = [rows[0]] + [
-            r for r in rows[1:] if len(r) == len(LOG_COLUMNS) and r[0].isdigit() and int(r[0]) <= self.step
+            r for r in rows[1:] if len(r) == len(columns) and r[0].isdigit() and int(r[0]) <= self.step
         ]
         buf = io.StringIO()
         csv.writer(buf).writerows(kept)

@@ -1,8 +1,10 @@
 """The PUMBA 3-D U-Net (method notes, "Network and training").
 
-Input (B, 1, D, H, W) intensities in [0, 1], with D, H, W multiples of 2**(levels-1)... in practice of 16.
-Output (B, 3, D, H, W) logits of the classes 0 background, 1 brain interior, 2 brain boundary (softmax gives
-probabilities). With the default widths the network has 5,896,947 parameters.
+Input (B, C, D, H, W): C = 1 intensity channel in [0, 1] (the whole-head model; the fine stage of the cascade
+adds a second channel, the coarse stage's brain prior), with D, H, W multiples of ``divisor`` (32 with five
+levels). Output (B, 3, D, H, W) logits of the classes 0 background, 1 brain interior, 2 brain boundary (the
+fine stage: 2 classes, background and brain); softmax gives probabilities. With the default widths the
+whole-head network has 5,896,947 parameters.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class UNet3D(nn.Module):
         bottleneck: width of the bottleneck (256).
         groups: GroupNorm groups (8).
         n_classes: output channels (3).
+        in_channels: input channels (1).
     """
 
     def __init__(
@@ -44,14 +47,16 @@ class UNet3D(nn.Module):
         bottleneck: int = PUMBA_BOTTLENECK,
         groups: int = 8,
         n_classes: int = N_CLASSES,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
         self.widths = tuple(int(w) for w in widths)
         self.bottleneck_width = int(bottleneck)
         self.groups = int(groups)
         self.n_classes = int(n_classes)
+        self.in_channels = int(in_channels)
         self.encoder = nn.ModuleList()
-        c_in = 1
+        c_in = self.in_channels
         for w in self.widths:
             self.encoder.append(nn.Sequential(*_double_conv(c_in, w), nn.GroupNorm(groups, w)))
             c_in = w
@@ -70,7 +75,7 @@ class UNet3D(nn.Module):
         return 2 ** len(self.widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, n_classes, D, H, W) of an image (B, 1, D, H, W)."""
+        """Logits (B, n_classes, D, H, W) of an input (B, in_channels, D, H, W)."""
         skips = []
         for level in self.encoder:
             x = level(x)
@@ -89,6 +94,7 @@ class UNet3D(nn.Module):
             "bottleneck": self.bottleneck_width,
             "groups": self.groups,
             "n_classes": self.n_classes,
+            "in_channels": self.in_channels,
         }
 
 

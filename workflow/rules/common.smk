@@ -98,4 +98,5 @@ FINAL_TARGETS = [
     "results/figures/dice.png",
     "results/figures/hd95.png",
     "results/figures/synth_gallery.png",
+    "results/figures/synth/switch_gallery.png",
 ] + (["results/figures/training.png"] if TRAINED else [])
