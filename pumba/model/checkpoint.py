@@ -63,18 +63,25 @@ def _network(model: UNet3D, input_size: int, fov_mm: float, stage: str, grid_siz
     }
 
 
-def save_cascade(coarse: str | Path, fine: str | Path, path: str | Path, half: bool = True) -> None:
-    """One model file of the two-stage cascade: the whole-head model ``coarse`` with the fine stage ``fine``
-    under ``"refine"`` (weights in float16 when ``half``). InputError when the two do not fit together."""
-    c_model, c_info = load_model(coarse)
-    f_model, f_info = load_model(fine, stage="fine")
-    if c_info["stage"] != "coarse" or "refine" in c_info:
-        raise InputError(f"{coarse}: not a whole-head (coarse-stage) model file")
+def check_cascade(coarse: str | Path, c_info: dict, fine: str | Path, f_info: dict) -> None:
+    """InputError unless the whole-head model ``coarse`` and the fine stage ``fine`` (their :func:`load_model`
+    infos) make a cascade: a single-stage whole-head model, and a fine grid twice its grid over the same field
+    of view."""
+    if "refine" in c_info:
+        raise InputError(f"{coarse}: already a two-stage model")
     if f_info["grid_size"] != 2 * c_info["grid_size"] or f_info["fov_mm"] != c_info["fov_mm"]:
         raise InputError(
             f"{fine}: its grid ({f_info['grid_size']}^3 over {f_info['fov_mm']} mm) is not twice the coarse "
             f"model's ({c_info['grid_size']}^3 over {c_info['fov_mm']} mm)"
         )
+
+
+def save_cascade(coarse: str | Path, fine: str | Path, path: str | Path, half: bool = True) -> None:
+    """One model file of the two-stage cascade: the whole-head model ``coarse`` with the fine stage ``fine``
+    under ``"refine"`` (weights in float16 when ``half``). InputError when the two do not fit together."""
+    c_model, c_info = load_model(coarse)
+    f_model, f_info = load_model(fine, stage="fine")
+    check_cascade(coarse, c_info, fine, f_info)
     payload = {
         "format": MODEL_FORMAT,
         "version": VERSION,

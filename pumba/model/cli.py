@@ -52,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one row per (model, scan): Dice, HD95 (mm), false-positive and false-negative volume (ml).",
     )
     v.add_argument("--model", nargs="+", required=True, help="model files or training checkpoints")
+    v.add_argument(
+        "--fine",
+        nargs="+",
+        default=(),
+        metavar="MODEL",
+        help="fine-stage models: score the cascade of the one --model with each in turn",
+    )
     v.add_argument("--manifest", nargs="+", required=True, metavar="TSV", help="dataset manifests")
     v.add_argument("--out", required=True, metavar="CSV", help="table to write")
     v.add_argument("--mode", default="auto", help="geometry mode: auto, transform or resize (default: auto)")
@@ -125,7 +132,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    scores = score_models(args.model, args.manifest, args.mode, tta=args.tta)
+    scores = score_models(args.model, args.manifest, args.mode, tta=args.tta, fine_paths=args.fine)
     write_text_atomic(args.out, scores.to_csv(index=False))
     print(dice_by_dataset(scores).to_string(index=False, float_format="%.3f"), file=sys.stderr)
     return 0

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from pumba.infer.strip import brain_mask
-from pumba.io import load_volume
+from pumba.io import InputError, load_volume
 from pumba.metrics.distance import hd95
 from pumba.metrics.overlap import dice
 from pumba.metrics.tables import read_manifests
-from pumba.model.checkpoint import load_model
+from pumba.model.checkpoint import check_cascade, load_model
 
 COLUMNS = ("model", "step", "dataset", "subject", "species", "dice", "hd95_mm", "fp_ml", "fn_ml")
 
@@ -42,10 +42,21 @@ def score_model(
     mode: str = "auto",
     postprocessing: str = "tight",
     tta: bool = True,
+    fine_path: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """One row per scan (:data:`COLUMNS`): Dice, HD95 (mm), false-positive and false-negative volume (ml)."""
+    """One row per scan (:data:`COLUMNS`): Dice, HD95 (mm), false-positive and false-negative volume (ml).
+
+    With ``fine_path`` the model is the cascade of ``model_path`` and that fine stage (combined in memory, as
+    ``pumba cascade`` would write it); the rows then name the fine stage's file and step.
+    """
     model, info = load_model(model_path)
-    step = (info.get("meta") or {}).get("steps", -1)
+    if fine_path is not None:
+        info = {**info, "refine": load_model(fine_path, stage="fine")}
+        check_cascade(model_path, info, fine_path, info["refine"][1])
+        model_path = fine_path
+        step = (info["refine"][1].get("meta") or {}).get("steps", -1)
+    else:
+        step = (info.get("meta") or {}).get("steps", -1)
     rows = []
     for _, item in read_manifests(manifests).iterrows():
         volume = load_volume(item["image"])
@@ -74,9 +85,17 @@ def score_models(
     mode: str = "auto",
     postprocessing: str = "tight",
     tta: bool = True,
+    fine_paths: Sequence[str | os.PathLike] = (),
 ) -> pd.DataFrame:
-    """:func:`score_model` for each model, concatenated."""
-    tables = [score_model(p, manifests, mode, postprocessing, tta) for p in model_paths]
+    """:func:`score_model` for each model, concatenated; with ``fine_paths``, the cascade of the one model
+    with each fine stage in turn (a fine stage's learning curve)."""
+    model_paths = list(model_paths)
+    if fine_paths:
+        if len(model_paths) != 1:
+            raise InputError(f"--fine needs exactly one whole-head --model, got {len(model_paths)}")
+        tables = [score_model(model_paths[0], manifests, mode, postprocessing, tta, f) for f in fine_paths]
+    else:
+        tables = [score_model(p, manifests, mode, postprocessing, tta) for p in model_paths]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(COLUMNS))
 
 

@@ -38,7 +38,8 @@ BASELINES = [m for m in METHODS if m not in config["models"]]
 TRAIN_CONFIGS = {
     name: spec["train"] for name, spec in config["models"].items() if "train" in spec
 }
-TRAIN_CONFIGS["release"] = config["release"]["config"]
+TRAIN_CONFIGS["release"] = config["release"]["coarse"]
+TRAIN_CONFIGS["release-fine"] = config["release"]["fine"]
 TRAINED = [m for m in MODELS if m in TRAIN_CONFIGS]
 
 

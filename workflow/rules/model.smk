@@ -28,9 +28,10 @@ rule train:
 
 
 rule export_release:
-    """The release weights: the release run's model in float16 (half the size, same masks)."""
+    """The release weights: the two stages in one model file, float16 (half the size, same masks)."""
     input:
-        "results/model/release/model.pt",
+        coarse="results/model/release/model.pt",
+        fine="results/model/release-fine/model.pt",
     output:
         f"results/release/{config['release']['name']}.pt",
     log:
@@ -38,7 +39,7 @@ rule export_release:
     conda:
         "../../envs/pumba.yaml"
     shell:
-        "pumba export-model --checkpoint {input} --out {output} --half > {log} 2>&1"
+        "pumba cascade --coarse {input.coarse} --fine {input.fine} --out {output} > {log} 2>&1"
 
 
 rule release_scores:
@@ -47,6 +48,7 @@ rule release_scores:
     input:
         model=rules.export_release.output,
         run="results/model/release/model.pt",
+        fine="results/model/release-fine/model.pt",
         data=dataset_dirs,
     output:
         scores=report(
@@ -56,6 +58,11 @@ rule release_scores:
         ),
         curve=report(
             "results/release/learning_curve.csv",
+            caption="../report/learning_curve.rst",
+            category="Release",
+        ),
+        fine_curve=report(
+            "results/release/learning_curve_fine.csv",
             caption="../report/learning_curve.rst",
             category="Release",
         ),
@@ -74,11 +81,16 @@ rule release_scores:
         snapshots=lambda wc, input: os.path.join(
             os.path.dirname(input.run), "snapshots"
         ),
+        fine_snapshots=lambda wc, input: os.path.join(
+            os.path.dirname(input.fine), "snapshots"
+        ),
     shell:
         "(pumba validate --model {input.model} --manifest {params.manifests} --out {output.scores} "
         "--threads {threads} && "
         "pumba validate --model {params.snapshots}/*.pt --manifest {params.manifests} "
-        "--out {output.curve} --threads {threads}) > {log} 2>&1"
+        "--out {output.curve} --threads {threads} && "
+        "pumba validate --model {input.run} --fine {params.fine_snapshots}/*.pt "
+        "--manifest {params.manifests} --out {output.fine_curve} --threads {threads}) > {log} 2>&1"
 
 
 rule release:
