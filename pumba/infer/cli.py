@@ -7,6 +7,17 @@ import argparse
 from pumba.infer.postprocess import POSTPROCESS
 from pumba.infer.preprocess import MODES
 
+MASK_DEFINITION = (
+    "The mask: the brain as the benchmark's reference masks draw it: cerebrum, cerebellum and brainstem, "
+    "with the ventricles, the sulci and the fissure between the hemispheres inside it; not the CSF layer "
+    "between brain and skull, nor dura, skull, eyes, muscle or fat. Below, it ends on the cord at about the "
+    "foramen magnum (in training the cord is brain down to a random level 0-30 mm below the brain's lower "
+    "pole). It is solid: one 26-connected component without holes in 3-D and, on a thick-slice scan (largest "
+    "voxel edge at least twice the smallest), without holes in any slice across the thick axis. A two-stage "
+    "model (pumba cascade) places the edge at the 0.5 level of its fine stage's brain probability, "
+    "interpolated trilinearly onto the input's grid, so the edge falls between the fine grid's voxels."
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``strip`` sub-command."""
@@ -17,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "any orientation (a 4-D file of one frame too) and writes the mask on the input's grid with the "
         "input's affine. The input is never modified; an existing output is replaced atomically (written "
         "beside it, then renamed). Odd inputs and what each gets: docs/inputs.md.",
+        epilog=MASK_DEFINITION,
     )
     p.add_argument("-i", "--image", required=True, help="input image (.nii, .nii.gz, .mgz, .mgh)")
     p.add_argument("-m", "--mask", help="output brain mask (uint8, 1 = brain)")
