@@ -160,3 +160,24 @@ def test_solid_mask_is_one_component_without_cavities() -> None:
     mask[15:18, 15:18, 15:18] = 1  # a second, smaller component
     out = finish_on_input(mask, (1.0, 1.0, 1.0))
     assert out[5:8, 5:8, 5:8].all() and not out[15:18, 15:18, 15:18].any()
+
+
+def test_validate_scores_the_cascade_of_one_model_with_each_fine_stage(
+    tmp_path, tiny_model, tiny_fine, itk_head
+):
+    import pandas as pd
+
+    image, mask = itk_head
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text(
+        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\n"
+        f"itk\ts1\t{image}\t{mask}\thuman\tT1w\tnone\n"
+    )
+    out = tmp_path / "scores.csv"
+    argv = ["validate", "--model", str(tiny_model), "--fine", str(tiny_fine), str(tiny_fine)]
+    assert main([*argv, "--manifest", str(manifest), "--out", str(out), "--no-tta"]) == 0
+    scores = pd.read_csv(out)
+    assert list(scores["model"]) == [str(tiny_fine)] * 2 and list(scores["step"]) == [3, 3]
+    assert scores["dice"].between(0, 1).all()
+    two = [*argv[:2], str(tiny_model), *argv[2:], "--manifest", str(manifest), "--out", str(out)]
+    assert main(two) == 2  # "--fine needs exactly one whole-head --model", on stderr

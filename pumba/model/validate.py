@@ -51,8 +51,9 @@ def score_model(
     """
     model, info = load_model(model_path)
     if fine_path is not None:
-        info = {**info, "refine": load_model(fine_path, stage="fine")}
-        check_cascade(model_path, info, fine_path, info["refine"][1])
+        refine = load_model(fine_path, stage="fine")
+        check_cascade(model_path, info, fine_path, refine[1])
+        info = {**info, "refine": refine}
         model_path = fine_path
         step = (info["refine"][1].get("meta") or {}).get("steps", -1)
     else:
