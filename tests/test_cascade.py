@@ -181,3 +181,17 @@ def test_validate_scores_the_cascade_of_one_model_with_each_fine_stage(
     assert scores["dice"].between(0, 1).all()
     two = [*argv[:2], str(tiny_model), *argv[2:], "--manifest", str(manifest), "--out", str(out)]
     assert main(two) == 2  # "--fine needs exactly one whole-head --model", on stderr
+
+
+def test_refine_adds_no_brain_far_from_the_coarse_mask(tiny_fine) -> None:
+    from pumba.model.checkpoint import load_model
+
+    model, _ = load_model(tiny_fine, stage="fine")
+    coarse = np.zeros((32, 32, 32), bool)
+    coarse[10:22, 9:23, 11:21] = True
+    image = np.random.default_rng(0).random((64, 64, 64), dtype=np.float32)
+    prob = cascade.refine(model, image, coarse, torch.device("cpu"))
+    prior = cascade.prior_from_coarse(torch.from_numpy(coarse.astype(np.float32))[None], cascade.PRIOR_SIGMA)
+    far = prior[0].numpy() <= cascade.PRIOR_LEVEL
+    assert far.any() and not prob[far].any()
+    assert prob.shape == (64, 64, 64) and prob.min() >= 0 and prob.max() <= 1

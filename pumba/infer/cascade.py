@@ -92,7 +92,9 @@ def refine(
     model: UNet3D, grid_image: np.ndarray, coarse_mask: np.ndarray, device: torch.device, tta: bool = False
 ) -> np.ndarray:
     """Brain probability float32 (S, S, S) on the fine grid from the normalised image there (S, S, S) and the
-    coarse stage's binary mask (S/2)^3; 0 outside the crop. ``tta`` averages over the left-right flip."""
+    coarse stage's binary mask (S/2)^3. The fine stage moves the coarse edge, it does not add brain far from
+    it: the probability is 0 where the prior is at most :data:`PRIOR_LEVEL` (about two coarse voxels beyond
+    the coarse mask) and outside the crop. ``tta`` averages over the left-right flip."""
     prior = prior_from_coarse(
         torch.from_numpy(np.ascontiguousarray(coarse_mask, dtype=np.float32))[None], PRIOR_SIGMA
     )
@@ -109,6 +111,7 @@ def refine(
             prob = torch.softmax(model(inp).float(), dim=1)[:, BRAIN]
             prob = prob.flip([d - 1 for d in dims]) if dims else prob
             total = prob if total is None else total.add_(prob)
+    near = (prior[0][box] > PRIOR_LEVEL).numpy()
     out = np.zeros(grid_image.shape, np.float32)
-    out[box] = (total[0] / len(flips)).cpu().numpy()
+    out[box] = (total[0] / len(flips)).cpu().numpy() * near
     return out
