@@ -23,11 +23,12 @@ from pumba.io import InputError, Volume, atomic_output, load_volume, save_like, 
 from pumba.model.checkpoint import load_model
 from pumba.model.train import resolve_device
 
-DEFAULT_WEIGHTS = "pumba-v1.pt"
+DEFAULT_WEIGHTS = "pumba-v1-cascade.pt"
 
 
 def default_model_path() -> Path:
-    """The release weights shipped with the package (``pumba/weights/pumba-v1.pt``)."""
+    """The release weights shipped with the package (``pumba/weights/pumba-v1-cascade.pt``: pumba-v1's
+    whole-head model with the cascade's fine stage; ``pumba-v1.pt`` alone stays loadable by ``--model``)."""
     path = Path(str(resources.files("pumba") / "weights" / DEFAULT_WEIGHTS))
     if not path.is_file():
         raise InputError(f"{path}: no default weights are installed; pass --model CHECKPOINT")
