@@ -116,19 +116,11 @@ def load_base(path: str | Path | None, size: int | None) -> SynthConfig:
     Raises:
         InputError: an unreadable or invalid training config, or an invalid size; naming the file.
     """
-    import dataclasses
-
     from pumba.model.config import TrainConfig
-    from pumba.synth.generator import SynthConfig
+    from pumba.synth.cli import config_from
 
     synth = TrainConfig.from_yaml(path).synth if path is not None else {}
-    try:
-        base = SynthConfig.from_dict(synth)
-        if size is not None:
-            base = dataclasses.replace(base, size=size)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{path or '--size'}: {exc}") from None
-    return base
+    return config_from(synth, path, size)
 
 
 def switch_configs(base: SynthConfig, switch: Switch) -> tuple[SynthConfig, SynthConfig]:

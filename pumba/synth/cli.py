@@ -36,12 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_config(path: Path | None, size: int | None) -> SynthConfig:
     """SynthConfig from an optional YAML file, with ``size`` overriding its grid size."""
-    import dataclasses
-
-    from pumba.synth.generator import SynthConfig
     from pumba.yaml_files import read_mapping
 
     fields = read_mapping(path, "generator config") if path is not None else {}
+    return config_from(fields, path, size)
+
+
+def config_from(fields: dict, path: str | Path | None, size: int | None) -> SynthConfig:
+    """SynthConfig from a mapping of its fields read from ``path`` (None: no file), with ``size`` overriding
+    its grid size; InputError naming the file (or ``--size``) and the key when a value is invalid."""
+    import dataclasses
+
+    from pumba.io import InputError
+    from pumba.synth.generator import SynthConfig
+
     try:
         config = SynthConfig.from_dict(fields)
         if size is not None:
