@@ -53,3 +53,13 @@ def head_phantom(shape=(48, 56, 40), zooms=(4.0, 4.0, 4.0)) -> nib.Nifti1Image:
     affine = np.diag([*zooms, 1.0])
     affine[:3, 3] = -np.asarray(zooms) * (np.asarray(shape) - 1) / 2
     return nib.Nifti1Image(data, affine)
+
+
+def itk_manifest(directory: Path, image: Path, mask: Path) -> Path:
+    """A one-scan dataset manifest (``pumba data prepare``'s columns) for the ITK head, in ``directory``."""
+    manifest = directory / "manifest.tsv"
+    manifest.write_text(
+        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\n"
+        f"itk\ts1\t{image}\t{mask}\thuman\tT1w\tnone\n"
+    )
+    return manifest

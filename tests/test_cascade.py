@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, itk_manifest
 
 from pumba.cli import main
 from pumba.infer import cascade
@@ -168,11 +168,7 @@ def test_validate_scores_the_cascade_of_one_model_with_each_fine_stage(
     import pandas as pd
 
     image, mask = itk_head
-    manifest = tmp_path / "manifest.tsv"
-    manifest.write_text(
-        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\n"
-        f"itk\ts1\t{image}\t{mask}\thuman\tT1w\tnone\n"
-    )
+    manifest = itk_manifest(tmp_path, image, mask)
     out = tmp_path / "scores.csv"
     argv = ["validate", "--model", str(tiny_model), "--fine", str(tiny_fine), str(tiny_fine)]
     assert main([*argv, "--manifest", str(manifest), "--out", str(out), "--no-tta"]) == 0

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import head_phantom
+from conftest import head_phantom, itk_manifest
 
 from pumba.cli import main
 from pumba.infer.postprocess import largest_component, postprocess
@@ -264,11 +264,7 @@ def test_validate_scores_models_on_a_manifest(tmp_path, tiny_model, itk_head):
     import pandas as pd
 
     image, mask = itk_head
-    manifest = tmp_path / "manifest.tsv"
-    manifest.write_text(
-        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\n"
-        f"itk\ts1\t{image}\t{mask}\thuman\tT1w\tnone\n"
-    )
+    manifest = itk_manifest(tmp_path, image, mask)
     out = tmp_path / "scores.csv"
     argv = ["validate", "--model", str(tiny_model), str(tiny_model), "--manifest", str(manifest)]
     assert main([*argv, "--out", str(out), "--no-tta"]) == 0

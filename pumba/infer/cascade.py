@@ -54,9 +54,8 @@ def synthetic_prior(
 ) -> torch.Tensor:
     """A training prior from a synthetic brain mask (S, S, S) on the fine grid: the coarse stage's label (the
     mask average-pooled x2, > 0.5), grown or shrunk by a uniform integer in [-grow, grow] coarse voxels,
-    shifted by
-    -1, 0 or 1 coarse voxel per axis (the grid's edge replicated), blurred by a sigma uniform in ``blur`` and
-    upsampled back; float32 (1, S, S, S). ``rng`` makes every draw."""
+    shifted by -1, 0 or 1 coarse voxel per axis (the grid's edge replicated), blurred by a sigma uniform in
+    ``blur`` and upsampled back; float32 (1, S, S, S). ``rng`` makes every draw."""
     coarse = (nnf.avg_pool3d(mask.float()[None, None], 2)[0] > 0.5).float()
     coarse = _grow(coarse, int(rng.integers(-grow, grow + 1)))
     shift = [int(v) for v in rng.integers(-1, 2, size=3)]

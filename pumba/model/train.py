@@ -282,7 +282,6 @@ class Trainer:
             stage=self.cfg.stage,
             grid_size=self.cfg.grid_size,
         )
-        return path
 
     def resume(self) -> bool:
         """Load ``checkpoint.pt`` if present; returns whether a run was resumed.

@@ -235,13 +235,6 @@ class SynthConfig:
         """Voxels of this grid per voxel of the 128^3 reference grid (size / 128)."""
         return self.size / REFERENCE_SIZE
 
-    @property
-    def parts(self) -> head_parts.PartsConfig:
-        """The settings of the head-shape extensions."""
-        return head_parts.PartsConfig(
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(head_parts.PartsConfig)}
-        )
-
     @classmethod
     def from_dict(cls, d: dict) -> SynthConfig:
         """Build from a mapping of field names (lists for tuples); unknown key -> ValueError."""
@@ -347,7 +340,7 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     def uniform(rng: tuple[float, float], n: int) -> torch.Tensor:
         return rng[0] + (rng[1] - rng[0]) * torch.rand(n, generator=g)
 
-    shape = head_parts.draw_shape(_seed_from(seed, _STREAM_LOBES), config.parts)
+    shape = head_parts.draw_shape(_seed_from(seed, _STREAM_LOBES), config)
     head_d = ints(config.head_diameter) * shape.aspect
     shift = ints(config.head_shift)
     thickness = ints(config.skull_thickness)
@@ -387,7 +380,7 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     n3 = config.block_divisions**3
     brain_mu = float(mu[(config.n_extra + 2) * n3 : (config.n_extra + 3) * n3].mean())
     streams = tuple(_seed_from(seed, s) for s in (_STREAM_NECK, _STREAM_MUSCLE, _STREAM_CSF))
-    parts = head_parts.draw_parts(shape, streams, config.parts, f, head_d * f / 2, brain_d * f / 2, brain_mu)
+    parts = head_parts.draw_parts(shape, streams, config, f, head_d * f / 2, brain_d * f / 2, brain_mu)
     # a neck moves the whole head (skull, brain and all inside it) up the field of view
     move = parts.shift
     return SampleParams(

@@ -26,39 +26,19 @@ every scan to RAS), +y anterior. Centres and radii are float32 CPU tensors in vo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from pumba.synth import shapes
 
+if TYPE_CHECKING:
+    from pumba.synth.generator import SynthConfig
+
 # Intensity table entries the extensions add after the reference's, per sample: the neck's n^3 blocks, then
 # one entry each for the vertebral column, the airway, CSF and muscle.
 SPINE, AIRWAY, CSF, MUSCLE = range(4)
 N_SINGLE = 4
-
-
-@dataclass(frozen=True)
-class PartsConfig:
-    """The extension settings of :class:`pumba.synth.SynthConfig` (see its docstring for each)."""
-
-    neck_prob: float
-    neck_shift: tuple[int, int]
-    cord_radius: tuple[int, int]
-    cord_cut: tuple[int, int]
-    lobes: tuple[int, int]
-    lobe_core: tuple[float, float]
-    lobe_radius: tuple[float, float]
-    head_aspect: tuple[float, float]
-    muscle_prob: float
-    muscle_blobs: tuple[int, int]
-    muscle_radius: tuple[int, int]
-    csf_prob: float
-    csf_layer: tuple[int, int]
-    csf_sulci: tuple[int, int]
-    ventricle_size: tuple[float, float]
-    mu: tuple[float, float]
-    sigma: tuple[float, float]
-    block_divisions: int
 
 
 @dataclass(frozen=True)
@@ -159,7 +139,7 @@ class Shape:
     draws: _Draws
 
 
-def draw_shape(seed: int, cfg: PartsConfig) -> Shape:
+def draw_shape(seed: int, cfg: SynthConfig) -> Shape:
     """The :class:`Shape` of one sample, from the lobes stream ``seed``."""
     d = _Draws(seed)
     aspect = d.u(cfg.head_aspect, 3)
@@ -171,7 +151,7 @@ def draw_shape(seed: int, cfg: PartsConfig) -> Shape:
 def draw_parts(
     shape: Shape,
     seeds: tuple[int, int, int],
-    cfg: PartsConfig,
+    cfg: SynthConfig,
     f: float,
     head_radii: torch.Tensor,
     brain_radii: torch.Tensor,
@@ -182,7 +162,7 @@ def draw_parts(
     Args:
         shape: the sample's :class:`Shape` (its stream places the lobes).
         seeds: the seeds of the neck, muscle and CSF streams.
-        cfg: the extension settings.
+        cfg: the generator settings (the extensions' fields of :class:`pumba.synth.SynthConfig`).
         f: the sample's scale (grid voxels per reference voxel, zoom included).
         head_radii, brain_radii: (3,) the head's and the central brain ellipsoid's radii (grid voxels).
         brain_mu: the mean intensity of the brain's blocks (muscle is drawn around it).
