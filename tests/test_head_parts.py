@@ -70,13 +70,15 @@ def test_one_switch_leaves_the_other_parts_draws_unchanged() -> None:
 
 
 def test_neck_puts_tissue_below_the_head_and_labels_the_cord_down_to_its_cut() -> None:
-    cfg = dataclasses.replace(SMALL, **SWITCHES["neck"])
+    # a smaller head (zoom 0.75) leaves room above it for the neck to move it up
+    cfg = dataclasses.replace(SMALL, zoom=(0.75, 0.75), **SWITCHES["neck"])
     params, blocks, label, _ = _anatomy(cfg)
-    _, plain_blocks, _, _ = _anatomy(SMALL)
+    _, plain_blocks, _, _ = _anatomy(dataclasses.replace(SMALL, zoom=(0.75, 0.75)))
     z = torch.arange(cfg.size, dtype=torch.float32)
     for b, p in enumerate(params):
         assert p.parts.neck and float(p.parts.shift[2]) > 0
         assert float(p.origin[2]) > (cfg.size - 1) / 2  # the head moved up
+        assert float(p.head_centre[2] + p.head_radii[2]) <= cfg.size - 3 + 1e-4  # the crown stays in view
         # the bottom slice is tissue (neck or shoulders), where the plain head has only background there
         assert (blocks[b, :, :, 0] > 0).float().mean() > 0.1
         assert (plain_blocks[b, :, :, 0] > 0).float().mean() < (blocks[b, :, :, 0] > 0).float().mean()
@@ -116,10 +118,45 @@ def test_lobes_make_the_brain_a_union_inside_a_skull_that_follows_it() -> None:
 
 def test_head_aspect_stretches_the_head_per_axis() -> None:
     cfg = dataclasses.replace(SMALL, head_aspect=(0.7, 1.3))
+    limit = (cfg.size - 2) / 2  # a stretched head's radius stops at the grid's half-size less a voxel
+    stretched = 0
     for seed in SEEDS:
         p, plain = draw_params(seed, cfg), draw_params(seed, SMALL)
-        assert torch.allclose(p.head_radii, plain.head_radii * p.parts.aspect)
+        expected = torch.minimum(plain.head_radii * p.parts.aspect, plain.head_radii.clamp(min=limit))
+        assert torch.allclose(p.head_radii, expected)
         assert bool(((p.parts.aspect >= 0.7) & (p.parts.aspect <= 1.3)).all())
+        stretched += int((p.head_radii > plain.head_radii + 1e-4).sum())
+        assert bool((p.head_radii <= plain.head_radii.clamp(min=limit) + 1e-4).all())
+    assert stretched > 0  # some axis grew, to the limit at most
+
+
+def test_neck_never_pushes_the_crown_out_of_the_field_of_view() -> None:
+    for zoom in (0.6, 0.9, 1.05):
+        cfg = dataclasses.replace(SMALL, zoom=(zoom, zoom), neck_prob=1.0, neck_shift=(20, 60))
+        for seed in range(8):
+            p, plain = draw_params(seed, cfg), draw_params(seed, dataclasses.replace(cfg, neck_prob=0.0))
+            top, plain_top = (float(q.head_centre[2] + q.head_radii[2]) for q in (p, plain))
+            assert float(p.parts.shift[2]) >= 0
+            assert top <= max(cfg.size - 3, plain_top) + 1e-4
+
+
+def test_the_midline_fissure_is_at_least_one_voxel_wide() -> None:
+    cfg = dataclasses.replace(SMALL, **SWITCHES["csf"])
+    p = draw_params(0, cfg)
+    empty = torch.zeros((0, 3))
+    only_fissure = dataclasses.replace(
+        p.parts,
+        fissure_width=0.3,
+        ventricle_centres=empty,
+        ventricle_radii=empty,
+        sulci_centres=empty,
+        sulci_radii=empty,
+    )
+    brain = torch.ones((cfg.size,) * 3, dtype=torch.bool)
+    spaces = head_parts.csf_inside(only_fissure, p.origin, brain)
+    columns = spaces.any(dim=(1, 2))
+    assert int(columns.sum()) >= 1  # at least one sagittal slice of fissure
+    assert abs(float(torch.nonzero(columns).float().mean()) - float(p.origin[0])) <= 0.5  # on the midline
 
 
 def test_muscle_is_brain_like_outside_a_layer_of_skull() -> None:

@@ -86,14 +86,16 @@ class SynthConfig:
         normalise: rescale each image between its 1st and 99th percentiles, as inference does.
 
     Shapes of real heads (:mod:`pumba.synth.head_parts`; each off at its default, each from its own stream):
-        neck_prob: probability of a neck: the head moves up by ``neck_shift`` voxels (integer range) and a
-            neck, shoulders, an airway, a vertebral column, its CSF canal and a cord fill the space below it;
-            the cord (radius ``cord_radius`` voxels) is labelled brain down to ``cord_cut`` voxels below the
-            brain's lower pole and non-brain below that.
+        neck_prob: probability of a neck: the head moves up by ``neck_shift`` voxels (integer range; at most
+            until its top is 2 voxels below the grid's, so the crown stays in view) and a neck, shoulders,
+            an airway, a vertebral column, its CSF canal and a cord fill the space below it; the cord
+            (radius ``cord_radius`` voxels) is labelled brain down to ``cord_cut`` voxels below the brain's
+            lower pole and non-brain below that.
         lobes: number of extra brain ellipsoids (integer range, half-open); with one or more the central
             ellipsoid's radii are multiplied by a factor per axis from ``lobe_core`` and each lobe's radii are
             ``lobe_radius`` times the brain's per axis; the brain label is their union inside the skull.
-        head_aspect: a factor per axis on the head's diameters (uniform range): long or flat heads and brains.
+        head_aspect: a factor per axis on the head's diameters (uniform range): long or flat heads and brains;
+            a stretched diameter stops at the grid's size less 2 voxels.
         muscle_prob: probability of ``muscle_blobs`` (integer range) blobs of brain-like intensity, radii
             ``muscle_radius`` voxels per axis, centred on the head's surface, outside a thin layer of skull.
         csf_prob: probability of CSF spaces of one dark or bright intensity: a layer ``csf_layer`` voxels
@@ -341,7 +343,10 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
         return rng[0] + (rng[1] - rng[0]) * torch.rand(n, generator=g)
 
     shape = head_parts.draw_shape(_seed_from(seed, _STREAM_LOBES), config)
-    head_d = ints(config.head_diameter) * shape.aspect
+    drawn_d = ints(config.head_diameter)
+    # head_aspect stretches a head no further than the grid (less 2 voxels), or its own drawn size if that is
+    # larger (aspect 1 leaves every head as drawn)
+    head_d = torch.minimum(drawn_d * shape.aspect, drawn_d.clamp(min=(config.size - 2) / f))
     shift = ints(config.head_shift)
     thickness = ints(config.skull_thickness)
     gap = torch.cat([ints(r, 1) for r in config.brain_gap])
@@ -380,7 +385,11 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     n3 = config.block_divisions**3
     brain_mu = float(mu[(config.n_extra + 2) * n3 : (config.n_extra + 3) * n3].mean())
     streams = tuple(_seed_from(seed, s) for s in (_STREAM_NECK, _STREAM_MUSCLE, _STREAM_CSF))
-    parts = head_parts.draw_parts(shape, streams, config, f, head_d * f / 2, brain_d * f / 2, brain_mu)
+    # voxels between the top of the head and the top of the grid (less 2): how far a neck may move it up
+    room = (config.size - 3) - (centre + float(shift[2]) * f + float(head_d[2]) * f / 2)
+    parts = head_parts.draw_parts(
+        shape, streams, config, f, head_d * f / 2, brain_d * f / 2, brain_mu, max(room, 0.0)
+    )
     # a neck moves the whole head (skull, brain and all inside it) up the field of view
     move = parts.shift
     return SampleParams(

@@ -156,6 +156,7 @@ def draw_parts(
     head_radii: torch.Tensor,
     brain_radii: torch.Tensor,
     brain_mu: float,
+    room: float,
 ) -> HeadParts:
     """Every other extension draw of one sample.
 
@@ -166,6 +167,8 @@ def draw_parts(
         f: the sample's scale (grid voxels per reference voxel, zoom included).
         head_radii, brain_radii: (3,) the head's and the central brain ellipsoid's radii (grid voxels).
         brain_mu: the mean intensity of the brain's blocks (muscle is drawn around it).
+        room: grid voxels above the top of the head: a neck moves the head up by at most this much, so the
+            crown stays in the field of view.
     """
     lobes = shape.draws
     lobe_c, lobe_r = [], []
@@ -180,7 +183,7 @@ def draw_parts(
 
     neck = _Draws(seeds[0])
     has_neck = neck.coin(cfg.neck_prob)
-    up = float(neck.ints(cfg.neck_shift)) * f
+    up = min(float(neck.ints(cfg.neck_shift)) * f, room)
     rx, ry, rz = head_radii.tolist()
     neck_radii = torch.cat([neck.u((0.35, 0.55)) * rx, neck.u((0.45, 0.7)) * ry])
     neck_column = torch.tensor([0.0, -float(neck.u((0.0, 0.25))) * ry, 0.0])
@@ -411,7 +414,8 @@ def csf_inside(p: HeadParts, brain_centre: torch.Tensor, brain: torch.Tensor) ->
     spaces = _ellipsoids(brain_centre + p.ventricle_centres, p.ventricle_radii, size, device)
     spaces |= _ellipsoids(brain_centre + p.sulci_centres, p.sulci_radii, size, device)
     axis = torch.arange(size, dtype=torch.float32, device=device)
-    slab = (axis - float(brain_centre[0])).abs() <= p.fissure_width / 2
+    # at least one voxel wide: the brain centre lies between voxels, so a narrower slab would select none
+    slab = (axis - float(brain_centre[0])).abs() <= max(p.fissure_width, 1.0) / 2
     above = axis >= float(brain_centre[2]) + p.fissure_bottom
     spaces |= slab[:, None, None] & above[None, None, :]
     return spaces & brain
