@@ -109,6 +109,10 @@ def test_lobes_make_the_brain_a_union_inside_a_skull_that_follows_it() -> None:
         assert (label[b] & ~core).any()  # lobes reach out of the shrunken central ellipsoid
         assert core[label[b]].float().mean() < 1.0
         assert bool((label[b] | ~core).all())  # the central ellipsoid is brain throughout
+        # a lobe stops lobe_gap voxels inside the skull's inner ellipsoid: there is always a gap between them
+        full = shapes.full_window(cfg.size)
+        shrunk = shapes.ellipsoid(p.origin[None], (p.skull_radii - p.parts.lobe_gap)[None], full)[0]
+        assert not (label[b] & ~core & ~shrunk).any()
         # everything between the brain and the skull is background (block 0) or a hole-free gap, and the
         # skull (blocks 1..n^3 of the shell) is never further than the gap plus a voxel from the brain
         grown = head_parts.skull_around(p.parts, p.origin, p.brain_radii, torch.ones_like(core))

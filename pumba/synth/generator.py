@@ -507,7 +507,7 @@ def anatomy(
     brain = shapes.ellipsoid(origin, brain_r, full)
     for b, p in enumerate(params):
         if len(p.parts.lobe_centres):  # a brain of several lobes, and a skull that follows it
-            brain[b] = head_parts.brain_union(p.parts, p.origin, p.brain_radii, inner[b], size)
+            brain[b] = head_parts.brain_union(p.parts, p.origin, p.brain_radii, p.skull_radii, inner[b])
             inner[b] = head_parts.skull_around(p.parts, p.origin, p.brain_radii, inner[b])
     head = shapes.ellipsoid(rows("head_centre"), rows("head_radii"), full)
     # XOR rather than "minus": the head is off-centre and the skull's inner surface is not, so where

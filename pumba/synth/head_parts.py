@@ -9,8 +9,8 @@ stream (switching one on leaves every other draw of a sample unchanged):
   it, as a reference mask stops the brainstem somewhere near the foramen magnum.
 - **lobes** (``lobes``): the brain is the union of a shrunken central ellipsoid and a few overlapping
   ellipsoids of their own sizes and aspect ratios (bulbs in front, a cerebellum behind, flat wide or long
-  brains), clipped to the skull's inner surface; ``head_aspect`` stretches the whole head per axis (long
-  rodent heads, flat primate ones).
+  brains), kept a gap inside the skull's inner surface; ``head_aspect`` stretches the whole head per axis
+  (long rodent heads, flat primate ones).
 - **muscle** (``muscle_prob``): thick blobs of brain-like intensity (temporal muscle, scalp fat) hug the
   outside of a thin skull layer, inside and outside the head ellipsoid.
 - **CSF** (``csf_prob``): one CSF intensity per sample, dark or bright (T1/FLAIR or T2), in a layer around the
@@ -179,7 +179,9 @@ def draw_parts(
         reach = lobes.u((0.5, 1.0))
         lobe_c.append(lobes.direction() * reach * brain_radii)
         lobe_r.append(lobes.u(cfg.lobe_radius, 3) * whole)
-    lobe_gap = float(lobes.u((1.0, 8.0))) * f
+    # as wide as the reference generator's gap between brain and skull (brain_gap / 2 per side): a band the
+    # eye (and the network) sees the brain's edge by
+    lobe_gap = float(lobes.u((2.0, 10.0))) * f
 
     neck = _Draws(seeds[0])
     has_neck = neck.coin(cfg.neck_prob)
@@ -294,11 +296,22 @@ def _ellipsoids(centres: torch.Tensor, radii: torch.Tensor, size: int, device: t
 
 
 def brain_union(
-    p: HeadParts, brain_centre: torch.Tensor, brain_radii: torch.Tensor, skull_inner: torch.Tensor, size: int
+    p: HeadParts,
+    brain_centre: torch.Tensor,
+    brain_radii: torch.Tensor,
+    skull_radii: torch.Tensor,
+    skull_inner: torch.Tensor,
 ) -> torch.Tensor:
-    """The brain label before deformation: the central ellipsoid and the lobes, clipped to the skull's inside;
+    """The brain label before deformation: the central ellipsoid within the skull's inside ``skull_inner``
+    (bool (S, S, S)), and the lobes within that inside shrunk by ``lobe_gap`` voxels (the skull's inner
+    ellipsoid, centred on the brain, with radii ``skull_radii`` less the gap), so that a lobe reaching the
+    skull still leaves a gap of CSF-dark background between them, as the reference generator's brain has;
     bool (S, S, S). ``brain_radii`` are the central ellipsoid's (``core_scale`` applied)."""
-    return _grown(p, brain_centre, brain_radii, 0.0, skull_inner)
+    size, device = skull_inner.shape[0], skull_inner.device
+    core = _ellipsoids(brain_centre[None], brain_radii[None], size, device) & skull_inner
+    shrunk = (skull_radii - p.lobe_gap).clamp(min=0.5)
+    within = _ellipsoids(brain_centre[None], shrunk[None], size, device)
+    return core | (_ellipsoids(brain_centre + p.lobe_centres, p.lobe_radii, size, device) & within)
 
 
 def skull_around(
