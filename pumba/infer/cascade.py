@@ -88,12 +88,16 @@ def crop_box(prior: np.ndarray, divisor: int) -> tuple[slice, slice, slice]:
 
 
 def refine(
-    model: UNet3D, grid_image: np.ndarray, coarse_mask: np.ndarray, device: torch.device, tta: bool = False
+    model: UNet3D, grid_image: np.ndarray, coarse_mask: np.ndarray, device: torch.device
 ) -> np.ndarray:
     """Brain probability float32 (S, S, S) on the fine grid from the normalised image there (S, S, S) and the
     coarse stage's binary mask (S/2)^3. The fine stage moves the coarse edge, it does not add brain far from
     it: the probability is 0 where the prior is at most :data:`PRIOR_LEVEL` (about two coarse voxels beyond
-    the coarse mask) and outside the crop. ``tta`` averages over the left-right flip."""
+    the coarse mask) and outside the crop.
+
+    One forward pass, no test-time flip: averaging over the left-right flip moved no validation scan's Dice
+    by more than 0.003 (pumba-v1-cascade, mean 0.925 either way) and cost a second pass, ~1 s of 7.6 on a
+    256^3 head (model card)."""
     prior = prior_from_coarse(
         torch.from_numpy(np.ascontiguousarray(coarse_mask, dtype=np.float32))[None], PRIOR_SIGMA
     )
@@ -102,15 +106,9 @@ def refine(
     x = torch.cat([image, prior[(slice(None), *box)]])[None].to(device)
     x = x.contiguous(memory_format=torch.channels_last_3d)
     model = model.to(memory_format=torch.channels_last_3d)
-    flips = [(), (2,)] if tta else [()]
-    total = None
     with torch.inference_mode():
-        for dims in flips:
-            inp = x.flip(dims) if dims else x
-            prob = torch.softmax(model(inp).float(), dim=1)[:, BRAIN]
-            prob = prob.flip([d - 1 for d in dims]) if dims else prob
-            total = prob if total is None else total.add_(prob)
+        prob = torch.softmax(model(x).float(), dim=1)[0, BRAIN]
     near = (prior[0][box] > PRIOR_LEVEL).numpy()
     out = np.zeros(grid_image.shape, np.float32)
-    out[box] = (total[0] / len(flips)).cpu().numpy() * near
+    out[box] = prob.cpu().numpy() * near
     return out

@@ -64,7 +64,7 @@ def brain_mask(
 
     The data are first reordered to the closest RAS+ voxel order (flips and transposes only), so the result
     does not depend on how the scan was stored; the mask is reordered back onto the input's grid. ``tta``
-    averages the network's output over the 8 flips of its input (the fine stage's over the left-right flip).
+    averages the coarse network's output over the 8 flips of its input (the fine stage runs once).
 
     With a cascade (``info["refine"]``, :mod:`pumba.infer.cascade`) the coarse mask is the prior of the fine
     stage, whose brain probability on the twice finer grid is mapped back and cut at 0.5. The mask is solid
@@ -86,7 +86,7 @@ def brain_mask(
     if not grid_mask.any():
         return np.zeros(volume.data.shape, bool), resolved
     if refine_with is not None:
-        prob = refine(refine_with[0], fine_image, grid_mask, torch.device(device), tta)
+        prob = refine(refine_with[0], fine_image, grid_mask, torch.device(device))
         grid_mask, geometry = prob, fine_geometry
     mask = finish_on_input(mask_to_input(grid_mask, geometry), canonical.zooms)
     return np.ascontiguousarray(reorientation.back(mask)), resolved
