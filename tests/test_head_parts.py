@@ -65,8 +65,13 @@ def test_one_switch_leaves_the_other_parts_draws_unchanged() -> None:
         assert torch.equal(only_csf.parts.ventricle_radii, both.parts.ventricle_radii)
         assert torch.equal(only_csf.parts.sulci_centres, both.parts.sulci_centres)
         assert torch.equal(plain.head_radii, both.head_radii) and torch.equal(plain.velocity, both.velocity)
-        n_ext = SMALL.block_divisions**3 + head_parts.N_SINGLE  # the extensions' entries close the table
-        assert torch.equal(plain.mu[:-n_ext], both.mu[:-n_ext])
+        n3 = SMALL.block_divisions**3
+        n_ext = n3 + head_parts.N_SINGLE  # the extensions' entries close the table
+        brain = slice((SMALL.n_extra + 2) * n3, (SMALL.n_extra + 3) * n3)
+        # the main table as drawn, but for the brain's blocks under bright CSF (brain_under_csf)
+        expected = plain.mu[:-n_ext].clone()
+        expected[brain] = head_parts.brain_under_csf(plain.mu[brain], both.parts, n3, SMALL.mu)
+        assert torch.equal(expected, both.mu[:-n_ext])
 
 
 def test_neck_puts_tissue_below_the_head_and_labels_the_cord_down_to_its_cut() -> None:
@@ -194,6 +199,34 @@ def test_csf_spaces_inside_the_brain_are_brain_and_the_layer_around_it_is_not() 
             assert bool(label[b, i, j, k]) and int(blocks[b, i, j, k]) == index
         mu = float(p.mu[index])
         assert mu <= 0.2 or mu >= 0.7  # dark or bright
+        # either way CSF contrasts with every brain block by at least 0.2
+        n3 = cfg.block_divisions**3
+        brain_mu = p.mu[(cfg.n_extra + 2) * n3 : (cfg.n_extra + 3) * n3]
+        if mu >= 0.7:
+            assert float(brain_mu.max()) <= mu - head_parts.CSF_CONTRAST + 1e-6
+        else:
+            assert float(brain_mu.min()) >= mu + 0.2 - 1e-6
+
+
+def test_bright_csf_dims_the_brain_and_nothing_else() -> None:
+    cfg = dataclasses.replace(SMALL, csf_prob=1.0)
+    n3 = cfg.block_divisions**3
+    brain = slice((cfg.n_extra + 2) * n3, (cfg.n_extra + 3) * n3)
+    bright = 0
+    for seed in range(12):
+        p, plain = draw_params(seed, cfg), draw_params(seed, SMALL)
+        csf_mu = float(p.mu[_base(cfg) + head_parts.CSF])
+        extensions = _base(cfg) - n3  # the head-shape extensions' entries start here
+        assert torch.equal(p.mu[: brain.start], plain.mu[: brain.start])  # other tissues as drawn
+        assert torch.equal(p.mu[brain.stop : extensions], plain.mu[brain.stop : extensions])
+        if csf_mu >= head_parts.BRIGHT_CSF:
+            bright += 1
+            assert bool((p.mu[brain] <= plain.mu[brain] + 1e-6).all())
+            # the order of the brain's blocks is kept (a linear map)
+            assert torch.equal(p.mu[brain].argsort(), plain.mu[brain].argsort())
+        else:
+            assert torch.equal(p.mu[brain], plain.mu[brain])
+    assert 0 < bright < 12
 
 
 def test_head_part_settings_are_validated() -> None:

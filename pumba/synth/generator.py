@@ -390,6 +390,8 @@ def draw_params(seed: int, config: SynthConfig) -> SampleParams:
     parts = head_parts.draw_parts(
         shape, streams, config, f, head_d * f / 2, brain_d * f / 2, brain_mu, max(room, 0.0)
     )
+    brain_blocks = slice((config.n_extra + 2) * n3, (config.n_extra + 3) * n3)
+    mu[brain_blocks] = head_parts.brain_under_csf(mu[brain_blocks], parts, n3, config.mu)
     # a neck moves the whole head (skull, brain and all inside it) up the field of view
     move = parts.shift
     return SampleParams(

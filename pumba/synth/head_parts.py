@@ -13,7 +13,8 @@ stream (switching one on leaves every other draw of a sample unchanged):
   (long rodent heads, flat primate ones).
 - **muscle** (``muscle_prob``): thick blobs of brain-like intensity (temporal muscle, scalp fat) hug the
   outside of a thin skull layer, inside and outside the head ellipsoid.
-- **CSF** (``csf_prob``): one CSF intensity per sample, dark or bright (T1/FLAIR or T2), in a layer around the
+- **CSF** (``csf_prob``): one CSF intensity per sample, dark or bright (T1/FLAIR or T2; bright CSF is brighter
+  than every brain block, :func:`brain_under_csf`, as in a T2 scan), in a layer around the
   brain (labelled non-brain, as the reference masks leave extra-cerebral CSF out), and inside the brain in a
   midline fissure, sulci at its surface and a pair of ventricles, up to atrophied size (labelled brain, as
   every reference mask here fills the ventricles).
@@ -39,6 +40,12 @@ if TYPE_CHECKING:
 # one entry each for the vertebral column, the airway, CSF and muscle.
 SPINE, AIRWAY, CSF, MUSCLE = range(4)
 N_SINGLE = 4
+BRIGHT_CSF = 0.7
+"""Bright (T2-like) CSF is drawn in [BRIGHT_CSF, 1]; dark (T1, FLAIR) CSF in [0, 0.2], below every brain
+block."""
+CSF_CONTRAST = 0.2
+"""Under bright CSF the brain's blocks are compressed to [mu lo, CSF - CSF_CONTRAST]: as in a T2 scan, CSF is
+brighter than any brain tissue, so the edge between the brain and the CSF around it is always visible."""
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,7 @@ def draw_parts(
     fissure_width = float(csf.u((0.5, 2.5))) * f
     fissure_bottom = float(csf.u((-0.2, 0.4))) * bz
     dark = csf.coin(0.5)
-    csf_mu = csf.u((0.0, 0.2)) if dark else csf.u((0.7, 1.0))
+    csf_mu = csf.u((0.0, 0.2)) if dark else csf.u((BRIGHT_CSF, 1.0))
     csf_sigma = csf.u((0.0, 0.05))
 
     empty = torch.zeros((0, 3))
@@ -432,3 +439,18 @@ def csf_inside(p: HeadParts, brain_centre: torch.Tensor, brain: torch.Tensor) ->
     above = axis >= float(brain_centre[2]) + p.fissure_bottom
     spaces |= slab[:, None, None] & above[None, None, :]
     return spaces & brain
+
+
+def brain_under_csf(
+    brain_mu: torch.Tensor, p: HeadParts, n3: int, drawn: tuple[float, float]
+) -> torch.Tensor:
+    """The brain blocks' mean intensities ``brain_mu`` (n^3,), drawn uniform in ``drawn`` (lo, hi), mapped
+    linearly onto [lo, CSF - :data:`CSF_CONTRAST`] when the sample has bright CSF, so that CSF is brighter
+    than any brain block (``n3`` = the n^3 entries of the neck's blocks that come first in ``p.mu``);
+    unchanged otherwise."""
+    csf_mu = float(p.mu[n3 + CSF])
+    lo, hi = drawn
+    top = csf_mu - CSF_CONTRAST
+    if not p.csf or csf_mu < BRIGHT_CSF or hi <= lo or top >= hi:
+        return brain_mu
+    return lo + (brain_mu - lo) * max(top - lo, 0.0) / (hi - lo)
