@@ -1,8 +1,8 @@
 """Registry of the benchmark's methods: how to run each one as a child process.
 
 Every method is a command line (``argv``) that reads one image and writes one binary mask on the
-image's grid. The in-process baselines (otsu, gmm, bet, deepbet) are ``python -m`` modules of this
-package that share :func:`baseline_main`; ``pumba`` is our own ``pumba strip`` command.
+image's grid. The in-process baselines (otsu, gmm, bet, deepbet, mindgrab) are ``python -m`` modules of
+this package that share :func:`baseline_main`; ``pumba`` is our own ``pumba strip`` command.
 Threads are set by the runner through the environment (OMP_NUM_THREADS and friends); ``pumba strip``
 also gets ``--threads``, since it sets torch's thread count itself.
 """
@@ -64,6 +64,9 @@ METHODS: Mapping[str, Method] = MappingProxyType(
             Method("gmm", "Gaussian-mixture intensity clustering floor (seeded)", _module("gmm")),
             Method("bet", "FSL BET re-implementation (brainextractor)", _module("bet")),
             Method("deepbet", "deepbet 2-stage U-Net, CPU", _module("deep_bet")),
+            Method(
+                "mindgrab", "MindGrab synthetic-trained MeshNet (web-app pipeline), CPU", _module("mindgrab")
+            ),
             Method("pumba", "our model: pumba strip --model CKPT", _pumba, takes_model=True),
         )
     }

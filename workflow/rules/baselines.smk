@@ -19,7 +19,12 @@ rule run_baseline:
     params:
         mask=lambda wc, output: output.record.replace(".json", ".nii.gz"),
         timeout=config["baselines"]["timeout_s"],
+        # where a method with downloadable weights (mindgrab) looks for them: the data rules' cache and mirror
+        cache=os.path.abspath(config["cache"]),
+        mirror=MIRROR,
+        download=1 if config["download"] else 0,
     shell:
+        "PUMBA_CACHE={params.cache:q} PUMBA_MIRROR={params.mirror:q} PUMBA_DOWNLOAD={params.download} "
         "pumba run-method --method {wildcards.method} "
         "-i {input.data}/{wildcards.subject}/image.nii.gz -o {params.mask} --record {output.record} "
         "--dataset {wildcards.dataset} --subject {wildcards.subject} --threads {threads} "

@@ -22,7 +22,7 @@ REFERENCE_MASKS = (
 )
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
-KNOWN_BASELINES = ("otsu", "gmm", "bet", "deepbet")
+KNOWN_BASELINES = ("otsu", "gmm", "bet", "deepbet", "mindgrab")
 _unknown = [
     m for m in METHODS if m not in config["models"] and m not in KNOWN_BASELINES
 ]
