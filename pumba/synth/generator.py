@@ -508,9 +508,8 @@ def anatomy(
     inner = shapes.ellipsoid(origin, rows("skull_radii"), full)
     brain = shapes.ellipsoid(origin, brain_r, full)
     for b, p in enumerate(params):
-        if len(p.parts.lobe_centres):  # a brain of several lobes, and a skull that follows it
+        if len(p.parts.lobe_centres):  # a brain of several lobes inside the skull's (convex) inner ellipsoid
             brain[b] = head_parts.brain_union(p.parts, p.origin, p.brain_radii, p.skull_radii, inner[b])
-            inner[b] = head_parts.skull_around(p.parts, p.origin, p.brain_radii, inner[b])
     head = shapes.ellipsoid(rows("head_centre"), rows("head_radii"), full)
     # XOR rather than "minus": the head is off-centre and the skull's inner surface is not, so where
     # the inner ellipsoid pokes out of the head it still gets a skull around the brain.
