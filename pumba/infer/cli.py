@@ -27,7 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Brain extraction with a network trained on purely synthetic data. Reads NIfTI or MGZ in "
         "any orientation (a 4-D file of one frame too) and writes the mask on the input's grid with the "
         "input's affine. The input is never modified; an existing output is replaced atomically (written "
-        "beside it, then renamed). Odd inputs and what each gets: docs/inputs.md.",
+        "beside it, then renamed; SIGTERM or SIGINT meanwhile leaves neither the new file nor a temporary "
+        "one). Refused with one line and exit status 2, nothing written: an image with nothing head-like "
+        "in it (fewer than 16 voxels along two axes, fewer than 64 voxels that differ from the background) "
+        "and one in which no brain is found (an empty mask). Stripped with a warning: a slab (fewer than "
+        "8 slices, or a field of view thinner than a quarter of its largest extent). Odd inputs and what "
+        "each gets: docs/inputs.md.",
         epilog=MASK_DEFINITION,
     )
     p.add_argument("-i", "--image", required=True, help="input image (.nii, .nii.gz, .mgz, .mgh)")
@@ -61,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="one forward pass instead of the mean over the 8 flips of the input (faster)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing on success but warnings (e.g. a slab)"
+    )
     p.set_defaults(func=_strip)
 
 
@@ -82,6 +89,8 @@ def _strip(args: argparse.Namespace) -> int:
         args.threads,
         args.tta,
     )
+    for warning in result.warnings:
+        print(f"pumba strip: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print(
             f"pumba strip: {args.image}: mode {result.mode}, brain {result.brain_ml:.1f} ml, "

@@ -1,10 +1,13 @@
 """Skull stripping of one scan: read, reorder to RAS, normalise, resample onto the network grid, predict,
 post-process, map back onto the input's grid, write the mask (and optionally the stripped image)
-atomically."""
+atomically.
+
+Before any work, :func:`strip` refuses an image with nothing head-like in it (too few voxels along two axes,
+or only a handful of voxels that differ from the background), and afterwards one whose mask is empty; it
+warns on a slab (few slices, or a thin field of view). See :func:`head_problems`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -19,11 +22,29 @@ from pumba.infer.orientation import to_canonical
 from pumba.infer.postprocess import finish_on_input, postprocess
 from pumba.infer.predict import predict
 from pumba.infer.preprocess import choose_mode, mask_to_input, normalise, plan_geometry, to_grid
-from pumba.io import InputError, Volume, atomic_output, load_volume, save_like, suffix_of
+from pumba.io import (
+    InputError,
+    Volume,
+    atomic_outputs,
+    check_output_file,
+    load_volume,
+    save_like,
+    suffix_of,
+)
 from pumba.model.checkpoint import load_model
 from pumba.model.train import resolve_device
 
 DEFAULT_WEIGHTS = "pumba-v1-cascade.pt"
+
+MIN_HEAD_VOXELS = 16
+"""An image needs at least this many voxels along two of its axes to hold a head worth stripping."""
+MIN_STANDOUT_VOXELS = 64
+"""An image needs at least this many voxels that differ from its background value (its minimum, or on a
+bright background its maximum) to hold anything head-like."""
+SLAB_SLICES = 8
+"""Fewer voxels than this along an axis: a slab, not a whole head (warned)."""
+SLAB_EXTENT = 0.25
+"""A field of view thinner than this fraction of its largest extent (mm) along an axis: a slab (warned)."""
 
 
 def default_model_path() -> Path:
@@ -37,11 +58,51 @@ def default_model_path() -> Path:
 
 @dataclass(frozen=True)
 class StripResult:
-    """What :func:`strip` did: the mode used, brain volume in ml and seconds taken."""
+    """What :func:`strip` did: the mode used, brain volume in ml, seconds taken, and warnings (one line each,
+    naming the file) about an input it stripped but doubts, such as a slab."""
 
     mode: str
     brain_ml: float
     seconds: float
+    warnings: tuple[str, ...] = ()
+
+
+def head_problems(volume: Volume) -> list[str]:
+    """Warnings about an image that may not be a whole head (one line each, naming the file): a slab, with
+    fewer than :data:`SLAB_SLICES` voxels along an axis or a field of view thinner than :data:`SLAB_EXTENT` of
+    its largest extent.
+
+    Raises:
+        InputError: nothing head-like to strip: fewer than :data:`MIN_HEAD_VOXELS` voxels along two axes
+            (an 8 x 8 x 8 image), or fewer than :data:`MIN_STANDOUT_VOXELS` voxels that differ from the
+            background (a single bright voxel).
+    """
+    path, shape = volume.path, volume.data.shape
+    size = " x ".join(str(n) for n in shape)
+    if sorted(shape)[-2] < MIN_HEAD_VOXELS:
+        raise InputError(
+            f"{path}: image is {size} voxels, too small to hold a head (need at least {MIN_HEAD_VOXELS} "
+            "voxels along two axes); nothing to strip"
+        )
+    data = volume.data
+    lo, hi = np.fmin.reduce(data, axis=None), np.fmax.reduce(data, axis=None)
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:  # else normalise() says what is wrong
+        standout = int(min(np.count_nonzero(data > lo), np.count_nonzero(data < hi)))
+        if standout < MIN_STANDOUT_VOXELS:
+            voxels = "1 voxel differs" if standout == 1 else f"{standout} voxels differ"
+            raise InputError(
+                f"{path}: only {voxels} from the background, nothing head-like; nothing to strip"
+            )
+    extent = np.asarray(shape) * volume.zooms
+    warnings = []
+    for axis, (n, mm) in enumerate(zip(shape, extent, strict=True)):
+        if n < SLAB_SLICES or mm < SLAB_EXTENT * extent.max():
+            warnings.append(
+                f"{path}: a slab, not a whole head ({n} slices, {mm:.0f} mm along voxel axis {'ijk'[axis]}, "
+                f"{extent.max():.0f} mm across); the network was trained on whole heads: check the mask"
+            )
+            break
+    return warnings
 
 
 def available_cores() -> int:
@@ -104,13 +165,18 @@ def strip(
     tta: bool = True,
 ) -> StripResult:
     """Write the brain mask of ``image_path`` to ``mask_path`` (uint8 {0,1}) on the input's grid with the
-    input's affine, and the input times the mask to ``stripped_path`` (float32; NaN and Inf become 0)
-    if given.
+    input's affine, and the input times the mask to ``stripped_path`` (float32, or float64 for grey values
+    beyond float32's range; NaN and Inf become 0) if given.
 
     The input is only read. Outputs are written to temporary files beside them and renamed only when all
-    of them are written: an existing output is replaced whole or left as it was. ``threads`` (default: the
+    of them are written: an existing output is replaced whole or left as it was, and a SIGTERM or SIGINT
+    while they are written leaves neither (:func:`pumba.io.atomic_outputs`). ``threads`` (default: the
     cores this process may use, :func:`available_cores`) sets torch's CPU threads; ``tta`` averages over the 8
     flips of the network's input.
+
+    Raises:
+        InputError: an unusable input or output path (before any work), nothing head-like in the image
+            (:func:`head_problems`), or no brain found (an empty mask); nothing is written then.
     """
     t0 = time.perf_counter()
     image_path = Path(image_path)
@@ -121,38 +187,61 @@ def strip(
     if threads is not None and threads < 1:
         raise InputError(f"--threads {threads}: need at least one thread")
     torch.set_num_threads(threads or available_cores())
-    volume = load_volume(image_path)
+    volume = load_volume(image_path, fit_float32=True)
+    warnings = head_problems(volume)
     dev = resolve_device(device)
     model, info = load_model(model_path or default_model_path(), dev)
     mask, resolved = brain_mask(volume, model, info, mode, postprocessing, dev, tta)
-    with contextlib.ExitStack() as renames:
+    if not mask.any():
+        raise InputError(f"{image_path}: no brain found (the mask is empty); nothing to strip")
+    with atomic_outputs(outputs) as temporaries:
+        tmp = dict(zip(outputs, temporaries, strict=True))
         if mask_path is not None:
-            tmp = renames.enter_context(atomic_output(mask_path))
-            save_like(mask.astype(np.uint8), volume, tmp, dtype=np.uint8)
+            save_like(mask.astype(np.uint8), volume, tmp[Path(mask_path)], dtype=np.uint8)
         if stripped_path is not None:
-            # the input's copy, zeroed outside the brain and where not finite, in place (one full-size copy)
-            stripped = np.array(volume.data, dtype=np.float32)
-            np.nan_to_num(stripped, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            stripped[~mask] = 0
-            tmp = renames.enter_context(atomic_output(stripped_path))
-            save_like(stripped, volume, tmp, dtype=np.float32)
-    brain_ml = float(mask.sum() * np.prod(volume.zooms) / 1000.0)
-    return StripResult(resolved, brain_ml, time.perf_counter() - t0)
+            stripped, dtype, note = _stripped_grey_values(volume, mask, Path(stripped_path))
+            warnings += [note] if note else []
+            save_like(stripped, volume, tmp[Path(stripped_path)], dtype=dtype)
+    brain_ml = float(mask.sum() * volume.voxel_ml)
+    return StripResult(resolved, brain_ml, time.perf_counter() - t0, tuple(warnings))
+
+
+def _stripped_grey_values(volume: Volume, mask: np.ndarray, path: Path) -> tuple[np.ndarray, type, str]:
+    """The input's grey values, zeroed outside the brain and where not finite, the dtype to write them in and
+    a warning ('' if none). float32, in place in one full-size copy. A volume read with a scale
+    (:attr:`pumba.io.Volume.scale`: grey values beyond float32's range) gets the file's own values, read
+    again in float64, and keeps float64 where float32 cannot hold them (MGH has no float64: the scaled
+    float32 values then, with a warning)."""
+    if volume.scale == 1.0:
+        stripped = np.array(volume.data, dtype=np.float32)
+        np.nan_to_num(stripped, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        stripped[~mask] = 0
+        return stripped, np.float32, ""
+    grey = np.asarray(volume.image.dataobj, dtype=np.float64).reshape(volume.data.shape)
+    np.nan_to_num(grey, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    grey[~mask] = 0
+    magnitude = np.abs(grey[grey != 0])
+    info = np.finfo(np.float32)
+    if magnitude.size == 0 or (magnitude.min() >= info.tiny and magnitude.max() <= info.max):
+        return grey.astype(np.float32), np.float32, ""
+    if suffix_of(path) in (".nii.gz", ".nii"):
+        return grey, np.float64, ""
+    grey *= volume.scale
+    note = f"{path}: grey values beyond float32 written times {volume.scale:g} (MGH has no float64)"
+    return grey.astype(np.float32), np.float32, note
 
 
 def _check_outputs(outputs: list[Path], image: Path) -> None:
+    """Refuse, before the work, outputs that cannot be written: an unknown format, a directory, the input
+    itself, a missing or read-only folder, a name longer than the file system allows."""
     for out in outputs:
         if not suffix_of(out):
             raise InputError(f"{out}: unknown output format; use .nii.gz, .nii, .mgz or .mgh")
+        check_output_file(out)  # first: a name too long for the file system cannot even be looked up
         if out.is_dir():
             raise InputError(f"{out}: is a directory; give an output file name")
         if _same_file(out, image):
             raise InputError(f"{out}: output would overwrite the input; choose another name")
-        parent = out.parent if str(out.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"{out}: output directory {parent} does not exist")
-        if not os.access(parent, os.W_OK):  # before the work, not after it
-            raise InputError(f"{out}: output directory {parent} is not writable")
     if len(outputs) == 2 and _same_file(*outputs):
         raise InputError(f"{outputs[1]}: the mask (-m) and the stripped image (-o) must be different files")
 

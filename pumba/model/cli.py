@@ -70,10 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     import sys
 
+    from pumba.io import InputError, make_output_dir
     from pumba.model.config import TrainConfig
     from pumba.model.train import Trainer, TrainingInterruptedError
 
     cfg = TrainConfig.from_yaml(args.config)
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads}: need at least one thread")
+    make_output_dir(args.out)  # a file in the way, no permission: before any work
     trainer = Trainer(cfg, args.out, device=args.device, threads=args.threads, progress=not args.no_progress)
     try:
         path = trainer.run(resume=args.resume)
@@ -127,9 +131,11 @@ def _validate(args: argparse.Namespace) -> int:
 
     import torch
 
-    from pumba.io import write_text_atomic
+    from pumba.io import InputError, write_text_atomic
     from pumba.model.validate import dice_by_dataset, score_models
 
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads}: need at least one thread")
     if args.threads:
         torch.set_num_threads(args.threads)
     scores = score_models(args.model, args.manifest, args.mode, tta=args.tta, fine_paths=args.fine)

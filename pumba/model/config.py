@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,8 @@ class TrainConfig:
         """Read and validate a YAML training config; errors name the file and the key.
 
         A ``base: OTHER.yaml`` key (relative to this file's folder) starts from that config: this file's keys
-        replace the base's, except ``synth``, whose keys are merged into the base's ``synth``.
+        replace the base's, except ``synth``, whose keys are merged into the base's ``synth``. Numbers may be
+        typed as in YAML 1.2 (``lr: 1e-4``, :mod:`pumba.yaml_files`).
         """
         raw = resolve_bases(Path(path))
         try:
@@ -97,7 +99,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
-        """Build from a mapping; an unknown key or a value of the wrong kind raises ValueError naming it."""
+        """Build from a mapping; an unknown key or a value of the wrong kind raises ValueError naming it.
+
+        Whole-number keys take an integral float too (``steps: 1e5``); float keys take a number, or a string
+        that reads as one (``'1e-4'``, as YAML 1.1 reads ``1e-4``). Numbers must be finite. The ``synth``
+        mapping is checked against :class:`pumba.synth.SynthConfig` (an unknown key is an error).
+        """
         names = {f.name: f for f in dataclasses.fields(cls)}
         for key in raw:
             if key not in names:
@@ -106,14 +113,20 @@ class TrainConfig:
         for key, value in raw.items():
             default = names[key].default
             if key == "widths":
-                values[key] = tuple(int(v) for v in value)
+                if not isinstance(value, list | tuple) or not value:
+                    raise ValueError(f"'widths' must be a list of whole numbers, got {value!r}")
+                values[key] = tuple(_number(f"widths[{i}]", v, int) for i, v in enumerate(value))
             elif key == "prior_blur":
                 if not isinstance(value, list | tuple) or len(value) != 2:
                     raise ValueError(f"'prior_blur' must be a list of two numbers, got {value!r}")
-                values[key] = (float(value[0]), float(value[1]))
+                values[key] = (
+                    _number("prior_blur[0]", value[0], float),
+                    _number("prior_blur[1]", value[1], float),
+                )
             elif key == "synth":
                 if not isinstance(value, dict):
                     raise ValueError("'synth' must be a mapping of generator settings")
+                _check_synth(value)
                 values[key] = dict(value)
             elif key == "init":
                 if not isinstance(value, str):
@@ -124,9 +137,7 @@ class TrainConfig:
                     raise ValueError(f"'{key}' must be true or false, got {value!r}")
                 values[key] = value
             elif isinstance(default, int | float):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValueError(f"'{key}' must be a number, got {value!r}")
-                values[key] = type(default)(value)
+                values[key] = _number(key, value, type(default))
             else:
                 values[key] = value
         cfg = cls(**values)
@@ -137,6 +148,12 @@ class TrainConfig:
         """Raise ValueError for inconsistent values."""
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("'steps' and 'batch_size' must be >= 1")
+        if min(self.widths) < 1 or self.bottleneck < 1:
+            raise ValueError(
+                f"'widths' and 'bottleneck' must be >= 1, got {list(self.widths)}, {self.bottleneck}"
+            )
+        if self.lr <= 0 or self.lr_min < 0:
+            raise ValueError(f"'lr' must be > 0 and 'lr_min' >= 0, got {self.lr:g}, {self.lr_min:g}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"'lr_schedule' must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.input_size % 2 ** len(self.widths):
@@ -168,6 +185,32 @@ class TrainConfig:
         d["widths"] = list(self.widths)
         d["prior_blur"] = list(self.prior_blur)
         return d
+
+
+def _number(key: str, value: object, kind: type) -> int | float:
+    """``value`` as a finite ``kind`` (int or float); ValueError naming ``key`` otherwise."""
+    if isinstance(value, str) and kind is float:
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"'{key}' must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"'{key}' must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"'{key}' must be a finite number, got {value}")
+    if kind is int and value != int(value):
+        raise ValueError(f"'{key}' must be a whole number, got {value}")
+    return kind(value)
+
+
+def _check_synth(synth: dict) -> None:
+    """ValueError naming ``synth`` and the key when the generator settings are not a valid SynthConfig."""
+    from pumba.synth import SynthConfig
+
+    try:
+        SynthConfig.from_dict(synth)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"'synth': {exc}") from None
 
 
 def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:

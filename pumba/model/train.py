@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import yaml
 
-from pumba.io import InputError, remove_stale_temporaries, write_text_atomic
+from pumba.io import InputError, make_output_dir, remove_stale_temporaries, write_text_atomic
 from pumba.model.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from pumba.model.config import TrainConfig
 from pumba.model.loss import pumba_loss, refine_loss
@@ -318,7 +318,7 @@ class Trainer:
 
     def run(self, resume: bool = False) -> Path:
         """Train until ``cfg.steps``; checkpoint every ``checkpoint_every`` steps and on SIGTERM/SIGINT."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.out_dir)  # InputError when a file is in the way
         for output in (self.checkpoint_path, self.log_path, self.model_path, self.out_dir / "config.yaml"):
             remove_stale_temporaries(output)  # left by a killed run (SIGKILL skips atomic_output's clean-up)
         resumed = resume and self.resume()
