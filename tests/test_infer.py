@@ -222,7 +222,7 @@ def test_strip_bad_inputs_are_one_line_errors(tmp_path, tiny_model, capsys):
 def test_strip_uses_the_shipped_weights_by_default(tmp_path, itk_head):
     from pumba.infer.strip import default_model_path
 
-    assert default_model_path().name == "pumba-v1-cascade.pt"
+    assert default_model_path().name == "pumba-v2.pt"
     image, reference = itk_head
     mask = tmp_path / "mask.nii.gz"
     assert main(["strip", "-i", str(image), "-m", str(mask), "--device", "cpu", "-q"]) == 0

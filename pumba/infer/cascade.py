@@ -96,8 +96,8 @@ def refine(
     the coarse mask) and outside the crop.
 
     One forward pass, no test-time flip: averaging over the left-right flip moved no validation scan's Dice
-    by more than 0.003 (pumba-v1-cascade, mean 0.925 either way) and cost a second pass, ~1 s of 7.6 on a
-    256^3 head (model card)."""
+    by more than 0.003 (pumba-v1-cascade, mean 0.925 either way) and cost a second pass (the cascade took
+    7.58 s with it, 7.18 s without, on benchmarks/strip_speed.py's 256^3 head; model card)."""
     prior = prior_from_coarse(
         torch.from_numpy(np.ascontiguousarray(coarse_mask, dtype=np.float32))[None], PRIOR_SIGMA
     )

@@ -34,7 +34,7 @@ from pumba.io import (
 from pumba.model.checkpoint import load_model
 from pumba.model.train import resolve_device
 
-DEFAULT_WEIGHTS = "pumba-v1-cascade.pt"
+DEFAULT_WEIGHTS = "pumba-v2.pt"
 
 MIN_HEAD_VOXELS = 16
 """An image needs at least this many voxels along two of its axes to hold a head worth stripping."""
@@ -48,8 +48,8 @@ SLAB_EXTENT = 0.25
 
 
 def default_model_path() -> Path:
-    """The release weights shipped with the package (``pumba/weights/pumba-v1-cascade.pt``: pumba-v1's
-    whole-head model with the cascade's fine stage; ``pumba-v1.pt`` alone stays loadable by ``--model``)."""
+    """The release weights shipped with the package (``pumba/weights/pumba-v2.pt``: pumba-v2's whole-head
+    model with the cascade's fine stage; ``pumba-v1.pt`` stays loadable by ``--model``)."""
     path = Path(str(resources.files("pumba") / "weights" / DEFAULT_WEIGHTS))
     if not path.is_file():
         raise InputError(f"{path}: no default weights are installed; pass --model CHECKPOINT")
