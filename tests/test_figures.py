@@ -514,7 +514,7 @@ def test_switch_gallery_base_from_training_config(tmp_path):
     assert (off.neck_prob, on.neck_prob) == (0.0, 1.0)
     assert off.csf_prob == on.csf_prob == 0.6 and off.zoom == on.zoom == (0.6, 1.05)
     (tmp_path / "bad.yaml").write_text("synth:\n  nek_prob: 1\n")
-    with pytest.raises(InputError, match=r"bad\.yaml: unknown SynthConfig key 'nek_prob'"):
+    with pytest.raises(InputError, match=r"bad\.yaml: 'synth': unknown SynthConfig key 'nek_prob'"):
         load_base(tmp_path / "bad.yaml", None)
 
 
