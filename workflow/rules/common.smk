@@ -4,6 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from pumba.baselines.methods import available_methods
+
 validate(config, schema="../schemas/config.schema.yaml")
 
 ROOT = Path(workflow.basedir).parent
@@ -22,7 +24,8 @@ REFERENCE_MASKS = (
 )
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
-KNOWN_BASELINES = ("otsu", "gmm", "bet", "deepbet", "mindgrab")
+# the baselines the package can run: its method registry, less our own model runner
+KNOWN_BASELINES = tuple(m for m in available_methods() if m != "pumba")
 _unknown = [
     m for m in METHODS if m not in config["models"] and m not in KNOWN_BASELINES
 ]
