@@ -146,8 +146,9 @@ def load_volume(path: str | os.PathLike, fit_float32: bool = False) -> Volume:
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
             scale = 1.0
-            if fit_float32 and not _fits_float32(data, dtype, img):
-                data, scale = _rescaled(img, shape, data, dtype)
+            wide = dtype.itemsize > 4 or getattr(img.dataobj, "slope", 1.0) != 1.0  # float64, or scaled
+            if fit_float32 and not _fits_float32(data, wide):
+                data, scale = _rescaled(img, shape, data, wide)
     except Exception as exc:
         raise InputError(f"{path}: image data cannot be read, truncated? ({_short(exc)})") from None
     affine = np.asarray(img.affine, dtype=np.float64)
@@ -172,10 +173,10 @@ def _compression_hint(path: Path) -> str:
     return ""
 
 
-def _fits_float32(data: np.ndarray, dtype: np.dtype, img: nib.spatialimages.SpatialImage) -> bool:
+def _fits_float32(data: np.ndarray, wide: bool) -> bool:
     """Whether ``data`` (the float32 cast) kept the file's grey values in a range safe for float32
-    arithmetic: cheap reductions, no full-size temporary (slice by slice where an Inf is in it)."""
-    wide = dtype.itemsize > 4 or getattr(img.dataobj, "slope", 1.0) != 1.0  # float64, or scaled
+    arithmetic: cheap reductions, no full-size temporary (slice by slice where an Inf is in it). ``wide``: the
+    file's values are wider than float32 (float64, or scaled by the header)."""
     hi, lo = np.fmax.reduce(data, axis=None), np.fmin.reduce(data, axis=None)
     if np.isfinite(hi) and np.isfinite(lo):
         top = max(abs(float(hi)), abs(float(lo)))
@@ -200,12 +201,12 @@ def _finite_top(data: np.ndarray) -> float:
 
 
 def _rescaled(
-    img: nib.spatialimages.SpatialImage, shape: tuple[int, ...], data: np.ndarray, dtype: np.dtype
+    img: nib.spatialimages.SpatialImage, shape: tuple[int, ...], data: np.ndarray, wide: bool
 ) -> tuple[np.ndarray, float]:
     """The grey values times the power of two that brings their largest finite magnitude to [1, 2), in
-    float32, and that power; ``data`` itself (scale 1) when that magnitude is safe or there is none. A float64
-    (or scaled) file is read again in float64, a float32 one is rescaled in place, one slice at a time."""
-    wide = dtype.itemsize > 4 or getattr(img.dataobj, "slope", 1.0) != 1.0
+    float32, and that power; ``data`` itself (scale 1) when that magnitude is safe or there is none. A
+    ``wide`` (float64 or scaled) file is read again in float64, a float32 one is rescaled in place, one slice
+    at a time."""
     raw = np.asarray(img.dataobj, dtype=np.float64).reshape(shape) if wide else data
     top = _finite_top(raw)
     if top == 0 or 1 / FLOAT32_SAFE <= top <= FLOAT32_SAFE:

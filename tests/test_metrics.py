@@ -142,6 +142,14 @@ def _cube(lo: int, hi: int, shape=(20, 20, 20)) -> np.ndarray:
     return a
 
 
+def test_volumes_on_a_sheared_grid_use_the_affine_determinant(tmp_path):
+    sheared = np.diag([2.0, 2.0, 3.0, 1.0])
+    sheared[0, 1] = 1.5  # voxel axis j leans along x: column norms 2, 2.5, 3, but |det| 12 mm^3
+    ref = _write_mask(tmp_path / "ref.nii.gz", _cube(5, 15), affine=sheared)
+    m = evaluate_pair(ref, ref)
+    assert m["volume_ref_ml"] == pytest.approx(1000 * 12 / 1000)  # not 1000 * 15 / 1000
+
+
 def test_evaluate_pair_values_and_grid_check(tmp_path):
     ref = _write_mask(tmp_path / "ref.nii.gz", _cube(5, 15))
     pred = _write_mask(tmp_path / "pred.nii.gz", _cube(5, 13))

@@ -85,7 +85,7 @@ def evaluate_volumes(pred: Volume, ref: Volume) -> dict[str, float]:
         )
     p = pred.data > PRED_THRESHOLD
     r = ref.data > REF_THRESHOLD
-    voxel_mm3 = float(np.prod(ref.zooms))
+    voxel_mm3 = ref.voxel_ml * 1000.0  # |det| of the affine: right on a sheared grid too
     v_ref, v_pred = volume_ml(r, voxel_mm3), volume_ml(p, voxel_mm3)
     return {
         "dice": dice(p, r),

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pumba.infer.strip import brain_mask
@@ -63,7 +62,7 @@ def score_model(
         volume = load_volume(item["image"])
         ref = load_volume(item["mask"]).data > 0.5
         pred, _ = brain_mask(volume, model, info, mode, postprocessing, tta=tta)
-        ml = float(np.prod(volume.zooms)) / 1000.0
+        ml = volume.voxel_ml
         rows.append(
             {
                 "model": str(model_path),
