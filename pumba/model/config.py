@@ -101,9 +101,9 @@ class TrainConfig:
     def from_dict(cls, raw: dict) -> TrainConfig:
         """Build from a mapping; an unknown key or a value of the wrong kind raises ValueError naming it.
 
-        Whole-number keys take an integral float too (``steps: 1e5``); float keys take a number, or a string
-        that reads as one (``'1e-4'``, as YAML 1.1 reads ``1e-4``). Numbers must be finite. The ``synth``
-        mapping is checked against :class:`pumba.synth.SynthConfig` (an unknown key is an error).
+        Whole-number keys take an integral float too (``steps: 1e5``). Numbers must be finite (``1e-4`` in a
+        file is a number: :mod:`pumba.yaml_files` reads it so). The ``synth`` mapping is checked against
+        :class:`pumba.synth.SynthConfig` (an unknown key is an error).
         """
         names = {f.name: f for f in dataclasses.fields(cls)}
         for key in raw:
@@ -189,11 +189,6 @@ class TrainConfig:
 
 def _number(key: str, value: object, kind: type) -> int | float:
     """``value`` as a finite ``kind`` (int or float); ValueError naming ``key`` otherwise."""
-    if isinstance(value, str) and kind is float:
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"'{key}' must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"'{key}' must be a number, got {value!r}")
     if not math.isfinite(value):
