@@ -237,9 +237,7 @@ def _check_outputs(outputs: list[Path], image: Path) -> None:
     for out in outputs:
         if not suffix_of(out):
             raise InputError(f"{out}: unknown output format; use .nii.gz, .nii, .mgz or .mgh")
-        check_output_file(out)  # first: a name too long for the file system cannot even be looked up
-        if out.is_dir():
-            raise InputError(f"{out}: is a directory; give an output file name")
+        check_output_file(out)  # first (a name too long cannot even be looked up); refuses a directory too
         if _same_file(out, image):
             raise InputError(f"{out}: output would overwrite the input; choose another name")
     if len(outputs) == 2 and _same_file(*outputs):
