@@ -21,6 +21,62 @@ ArgvBuilder = Callable[[str, str, str | None, int | None], list[str]]
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One option of a method: a key of its config entry, a flag of its command line, an argument of its code.
+
+    Attributes:
+        name: a Python identifier; the command-line flag is ``--name`` with ``_`` written ``-``.
+        kind: ``str``, ``int``, ``float`` or ``bool`` (a bool flag takes ``true``/``false``).
+        default: the value when the config does not set it.
+        help: one line, units included.
+        choices: the allowed values (empty: any value of ``kind``).
+    """
+
+    name: str
+    kind: type
+    default: object
+    help: str
+    choices: tuple = ()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, text: str) -> object:
+        """The value of a command-line string (``ValueError`` naming the setting when it is not one)."""
+        if self.kind is bool:
+            low = text.lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{self.name}: {text!r} is not true or false")
+            value: object = low in ("true", "1", "yes")
+        else:
+            try:
+                value = self.kind(text)
+            except ValueError:
+                raise ValueError(f"{self.name}: {text!r} is not a {self.kind.__name__}") from None
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{self.name}: {text!r} is not one of {', '.join(map(str, self.choices))}")
+        return value
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Add ``--name`` to a parser, parsed by :meth:`parse`."""
+
+        def convert(text: str) -> object:
+            try:
+                return self.parse(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+
+        parser.add_argument(
+            self.flag,
+            dest=self.name,
+            type=convert,
+            default=self.default,
+            help=f"{self.help} (default {self.default})",
+        )
+
+
+@dataclass(frozen=True)
 class Method:
     """How to run one method.
 
@@ -84,10 +140,11 @@ def baseline_main(
     argv: Sequence[str] | None = None,
     *,
     seeded: bool,
+    settings: Sequence[Setting] = (),
 ) -> int:
-    """Shared ``main`` of the in-process baselines: ``-i IMAGE -o MASK [--seed N]``.
+    """Shared ``main`` of the in-process baselines: ``-i IMAGE -o MASK [--seed N] [--SETTING VALUE ...]``.
 
-    ``compute(volume, seed)`` returns a boolean mask of the volume's shape; it is written with the
+    ``compute(volume, seed, **settings)`` returns a boolean mask of the volume's shape; it is written with the
     image's grid and affine as uint8 0/1 (atomically). A user error prints one line and returns 2;
     any other exception propagates (the runner records its last line).
     """
@@ -100,10 +157,13 @@ def baseline_main(
     parser.add_argument("-o", "--output", required=True, help="brain mask to write (uint8 0/1)")
     if seeded:
         parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    for setting in settings:
+        setting.add_to(parser)
     args = parser.parse_args(argv)
+    values = {s.name: getattr(args, s.name) for s in settings}
     try:
         volume = load_volume(args.input)
-        mask = compute(volume, getattr(args, "seed", None))
+        mask = compute(volume, getattr(args, "seed", None), **values)
         save_like(np.asarray(mask, dtype=np.uint8), volume, args.output, dtype=np.uint8)
     except InputError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
