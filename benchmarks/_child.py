@@ -1,7 +1,7 @@
 """Shared helpers of the benchmark scripts (not a script): the synthetic test head, measuring a command in a
 child process (wall seconds and peak RSS), the default thread count and the table/CSV output.
 
-A command is measured through :func:`pumba.baselines.runner.run_child`: a small stdlib-only helper
+A command is measured through :func:`pumba.bench.runner.run_child`: a small stdlib-only helper
 (``python -S``) spawns it and reads its ``ru_maxrss`` with ``os.wait4``. On Linux a process started directly
 from a (large) benchmark script would inherit that script's peak RSS at exec, so the helper keeps the number
 the command's own.
@@ -19,7 +19,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from pumba.baselines.runner import THREAD_VARIABLES, child_environment, run_child
+from pumba.bench.runner import THREAD_VARIABLES, child_environment, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "runs"  # git-ignored: the scripts' default CSV folder

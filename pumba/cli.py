@@ -21,7 +21,7 @@ STAGES = (
     "pumba.model.cli",
     "pumba.infer.cli",
     "pumba.data.cli",
-    "pumba.baselines.cli",
+    "pumba.bench.cli",
     "pumba.metrics.cli",
     "pumba.figures.cli",
 )

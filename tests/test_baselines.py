@@ -12,27 +12,16 @@ import numpy as np
 import pytest
 
 from pumba.baselines.gmm import gmm_mask
-from pumba.baselines.methods import METHODS, Method, available_methods
 from pumba.baselines.otsu import dilate_mm, erode_mm, otsu_mask
-from pumba.baselines.runner import run_method
+from pumba.bench.record import RECORD_FIELDS
+from pumba.bench.registry import METHODS, Method, available_methods, method_plan
+from pumba.bench.runner import run_method
 from pumba.io import InputError, load_volume, save_array
 from pumba.metrics import dice
 
 ITK = Path("/usr/share/doc/insighttoolkit5-examples/examples/Data")
 ITK_HEAD = ITK / "KmeansTest_T1UCharRaw.nii.gz"
 ITK_MASK = ITK / "KmeansTest_T1RawSkullStrip.nii.gz"
-RECORD_KEYS = {
-    "method",
-    "dataset",
-    "subject",
-    "image",
-    "mask",
-    "status",
-    "error",
-    "seconds",
-    "peak_rss_mb",
-    "returncode",
-}
 
 
 def phantom(seed: int = 0, shape=(64, 64, 48), zooms=(1.0, 1.0, 1.5)):
@@ -84,7 +73,9 @@ def test_runner_ok_record_and_mask(tmp_path):
     mask, rec_path = tmp_path / "mask.nii.gz", tmp_path / "rec.json"
     record = run_method("gmm", head, mask, rec_path, threads=1, dataset="ph", subject="01")
     assert json.loads(rec_path.read_text()) == record
-    assert set(record) == RECORD_KEYS
+    assert tuple(record) == RECORD_FIELDS
+    assert (record["tool"], record["settings"]) == ("gmm", {"seed": 0})
+    assert record["version"].startswith("pumba ") and record["geometry"] == {"grid": "the input's grid"}
     assert record["status"] == "ok" and record["error"] is None and record["returncode"] == 0
     assert (record["method"], record["dataset"], record["subject"]) == ("gmm", "ph", "01")
     assert record["mask"] == str(mask) and record["image"] == str(head)
@@ -102,7 +93,7 @@ def test_runner_ok_record_and_mask(tmp_path):
 def _python_method(name: str, code: str) -> dict[str, Method]:
     """A registry with one extra method running ``python -c code IMAGE MASK``."""
 
-    def argv(image: str, mask: str, model: str | None, threads: int | None) -> list[str]:
+    def argv(image: str, mask: str, threads: int | None) -> list[str]:
         return [sys.executable, "-c", code, image, mask]
 
     return {**METHODS, name: Method(name, "test only", argv)}
@@ -183,36 +174,47 @@ def test_runner_child_environment(tmp_path, monkeypatch):
 
 def test_runner_user_errors(tmp_path):
     head, _ = _phantom_file(tmp_path)
-    with pytest.raises(InputError, match="unknown method"):
+    with pytest.raises(InputError, match="unknown tool"):
         run_method("nope", head, tmp_path / "m.nii.gz", tmp_path / "r.json")
-    with pytest.raises(InputError, match="takes no model"):
-        run_method("otsu", head, tmp_path / "m.nii.gz", tmp_path / "r.json", model="x.pt")
+    with pytest.raises(InputError, match=r"tool otsu: unknown setting 'weights' \(settings: none\)"):
+        run_method("otsu", head, tmp_path / "m.nii.gz", tmp_path / "r.json", settings={"weights": "x.pt"})
+    with pytest.raises(InputError, match="seed: 'one' is not an integer"):
+        run_method("gmm", head, tmp_path / "m.nii.gz", tmp_path / "r.json", settings={"seed": "one"})
     with pytest.raises(InputError, match="does not exist"):
         run_method("otsu", head, tmp_path / "no" / "m.nii.gz", tmp_path / "r.json")
 
 
 def test_registry_and_pumba_argv():
     assert set(available_methods()) >= {"otsu", "gmm", "bet", "deepbet", "pumba"}
-    argv = METHODS["pumba"].argv("in.nii.gz", "out.nii.gz", "ckpt.pt", 1)
-    assert argv[1:] == [
-        "-m",
-        "pumba.cli",
-        "strip",
-        "-i",
-        "in.nii.gz",
-        "-m",
-        "out.nii.gz",
-        "--model",
-        "ckpt.pt",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-    ]
+    argv = METHODS["pumba"].command("in.nii.gz", "out.nii.gz", 1)
+    strip = ["-m", "pumba.cli", "strip", "-i", "in.nii.gz", "-m", "out.nii.gz"]
+    assert argv[1:] == [*strip, "--device", "cpu", "-q", "--threads", "1"]
+    # a config entry: its settings become the tool's own flags, in the registry's order
+    plan = method_plan("mine", {"tool": "pumba", "tta": False, "weights": "ckpt.pt", "mode": "resize"})
+    assert plan.flags == ("--model", "ckpt.pt", "--mode", "resize", "--no-tta")
+    assert plan.settings == {"weights": "ckpt.pt", "mode": "resize", "postprocess": "tight", "tta": False}
+    assert plan.skipped is None
+    assert method_plan("g", {"tool": "gmm"}).flags == ()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({}, "method m: no 'tool'"),
+        ({"tool": "fsl"}, "method m: unknown tool 'fsl' \\(tools: pumba, otsu"),
+        ({"tool": "pumba", "modes": "resize"}, "method m \\(tool pumba\\): unknown setting 'modes'"),
+        ({"tool": "pumba", "mode": "stretch"}, "mode: 'stretch' is not one of auto, transform, resize"),
+        ({"tool": "pumba", "tta": "maybe"}, "tta: 'maybe' is not true or false"),
+        ({"tool": "gmm", "seed": 1.5}, "seed: 1.5 is not a int"),
+    ],
+)
+def test_a_config_entry_is_checked_against_the_registry(entry, message):
+    with pytest.raises(ValueError, match=message):
+        method_plan("m", entry)
 
 
 def test_run_method_cli_exits_0_on_a_failed_method(tmp_path):
-    from pumba.baselines.cli import register
+    from pumba.bench.cli import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command", required=True))
@@ -250,8 +252,10 @@ def test_deepbet_on_a_real_head(tmp_path, monkeypatch):
 def test_runner_runs_our_strip_command(tmp_path, itk_head, tiny_model):
     image, _ = itk_head
     mask = tmp_path / "mask.nii.gz"
-    record = run_method("pumba", image, mask, tmp_path / "r.json", model=tiny_model, threads=2)
+    record = run_method("pumba", image, mask, tmp_path / "r.json", {"weights": str(tiny_model)}, threads=2)
     assert record["status"] == "ok", record["error"]
+    assert record["tool"] == "pumba" and record["settings"]["weights"] == str(tiny_model)
+    assert record["geometry"]["mode"] in ("transform", "resize")  # what strip reported, not "auto"
     out, head = load_volume(mask), load_volume(image)
     assert out.data.shape == head.data.shape
     np.testing.assert_allclose(out.affine, head.affine)

@@ -12,8 +12,8 @@ import pytest
 from scipy.special import erf
 
 from pumba.baselines import mindgrab as mg
-from pumba.baselines.methods import METHODS
-from pumba.baselines.runner import run_method
+from pumba.bench.registry import METHODS
+from pumba.bench.runner import run_method
 from pumba.data.fetch import FetchError
 from pumba.io import Volume, load_volume, save_array
 from pumba.metrics import dice
@@ -219,7 +219,7 @@ def test_weight_sources_from_the_environment(tmp_path):
     assert mg.weight_sources(env) == mg.WeightSources(cache=tmp_path, mirror=None, download=False)
     relative = mg.weight_sources({"PUMBA_CACHE": "c", "PUMBA_MIRROR": "m", "PUMBA_DOWNLOAD": "1"})
     assert relative.cache == REPO / "c" and relative.mirror == REPO / "m" and relative.download
-    assert METHODS["mindgrab"].argv("a.nii.gz", "b.nii.gz", None, 1)[1:3] == [
+    assert METHODS["mindgrab"].command("a.nii.gz", "b.nii.gz", 1)[1:3] == [
         "-m",
         "pumba.baselines.mindgrab",
     ]

@@ -181,7 +181,7 @@ def test_failing_job_is_reported_failed_after_its_retry(cluster, tmp_path):
     bad_train = tmp_path / "bad_train.yaml"
     bad_train.write_text("stepz: 3\n")
     override = tmp_path / "bad.yaml"
-    override.write_text(yaml.safe_dump({"models": {"pumba-quick": {"train": str(bad_train)}}}))
+    override.write_text(yaml.safe_dump({"methods": {"pumba-quick": {"train": str(bad_train)}}}))
     res = run_workflow(
         work, PROFILE.parent, "results/model/pumba-quick/model.pt", configs=(override,), limit_s=180
     )

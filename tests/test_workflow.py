@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -44,18 +47,38 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path):
     assert "methodz" in res.stdout + res.stderr
 
 
-def test_dry_run_of_the_default_config(tmp_path):
+def test_the_default_dag_is_static_one_strip_job_per_method_and_subject(tmp_path):
+    """`snakemake -n` lists every prepare, strip, evaluate and figure job before anything has run."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     res = snakemake("-n", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "prepare_dataset" in res.stdout and "train" in res.stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, flags=re.M))
+    assert config["methods"]["synthstrip"]["weights"] == ""  # no weights file given: skipped, and said so
+    run = [m for m in config["methods"] if m != "synthstrip"]
+    assert "method synthstrip skipped: no weights given" in res.stdout + res.stderr
+    n_subjects = int(counts["prepare_dataset"])  # one subject per dataset in the default registry
+    assert n_subjects == len(config["datasets"])
+    assert int(counts["strip"]) == len(run) * n_subjects
+    assert int(counts["evaluate"]) == len(run)
+    assert int(counts["figure_montage"]) == n_subjects
+    assert {"train", "method_table", "figure_cost", "summarise"} <= set(counts)
 
 
-def test_a_method_that_is_neither_a_model_nor_a_baseline_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("  hd: {tool: hdbet3}\n", "method hd: unknown tool 'hdbet3'"),
+        ("  o2: {tool: otsu, seed: 1}\n", "method o2 (tool otsu): unknown setting 'seed' (settings: none)"),
+        ("  h2: {tool: hdbet, mode: slow}\n", "mode: 'slow' is not one of fast, accurate"),
+        ("  g2: {tool: gmm, train: x.yaml}\n", "methods.g2: 'train' is for tool pumba"),
+    ],
+)
+def test_a_config_method_is_checked_against_the_registry(tmp_path, entry, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(TINY.read_text().replace("methods:\n", "methods:\n  - hdbet3\n"))
+    bad.write_text(TINY.read_text().replace("methods:\n", "methods:\n" + entry))
     res = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
     assert res.returncode != 0
-    assert "hdbet3 is neither one of 'models'" in res.stdout + res.stderr
+    assert message in res.stdout + res.stderr
 
 
 @pytest.mark.parametrize("target", ["release", "ablation"])
@@ -79,6 +102,17 @@ def test_tiny_dag_end_to_end(tmp_path):
     pairs = set(zip(summary["method"], summary["dataset"], strict=True))
     methods = ("pumba", "pumba-quick", "otsu", "gmm", "bet")
     assert pairs == {(m, d) for m in methods for d in available}
+    table = pd.read_csv(tmp_path / "results" / "tables" / "methods.csv").set_index("method")
+    assert list(table.index) == [*methods, "synthstrip"]
+    assert not table.loc["synthstrip", "ran"] and "no weights given" in table.loc["synthstrip", "reason"]
+    assert table.loc[list(methods), "ran"].all() and table.loc["bet", "version"] == "brainextractor 0.3.0"
+    assert (table.loc[list(methods), "seconds_total"] > 0).all()
+    assert json.loads(table.loc["gmm", "settings"]) == {"seed": 1}  # config -> record -> table
+    record = json.loads(
+        (tmp_path / "results" / "predictions" / "pumba-quick" / "itk-kmeans" / "kmeans.json").read_text()
+    )
+    assert record["tool"] == "pumba" and record["settings"]["tta"] is False
+    assert (tmp_path / "results" / "figures" / "cost.png").stat().st_size > 10_000
     ok = summary[summary["n_failed"] < summary["n"]]
     assert ok["dice_mean"].between(0, 1).all()
     otsu_itk = summary[(summary["method"] == "otsu") & (summary["dataset"] == "itk-kmeans")].iloc[0]
@@ -97,7 +131,7 @@ def test_datasets_that_cannot_be_had_are_skipped_and_reported(tmp_path):
     """No network and no mirror: the url datasets are skipped with a reason; the run still succeeds."""
     offline = tmp_path / "offline.yaml"
     text = TINY.read_text().replace("mirror: ../shared/data/mirror", 'mirror: ""')
-    offline.write_text(text.replace("  - gmm\n  - bet\n", ""))
+    offline.write_text(text.replace("  gmm: {tool: gmm, seed: 1}\n  bet: {tool: bet}\n", ""))
     res = snakemake("--cores", "2", "--configfile", str(offline), cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     datasets = pd.read_csv(tmp_path / "results" / "tables" / "datasets.csv").set_index("dataset")

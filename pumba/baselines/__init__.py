@@ -1,5 +1,6 @@
-"""Baseline brain extractors (Otsu and GMM floors, BET, deepbet, MindGrab) and the child-process runner.
+"""The peers of our model: the floors (Otsu, GMM), BET, deepbet, MindGrab, HD-BET, ROBEX, ANTs, SynthStrip.
 
-Each method runs as a child process (see :mod:`pumba.baselines.runner`) so that a crash becomes a
-failed run record; :mod:`pumba.baselines.methods` says how each one is started.
+Each is a ``python -m pumba.baselines.<module>`` command (:func:`pumba.baselines.main.baseline_main`)
+whose settings are declared in the method registry (:mod:`pumba.bench.registry`); the benchmark runs
+it in a measured child process (:mod:`pumba.bench.runner`).
 """

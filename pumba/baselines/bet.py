@@ -30,9 +30,9 @@ def bet_mask(volume: Volume) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pumba.baselines.bet -i IMAGE -o MASK``."""
-    from pumba.baselines.methods import baseline_main
+    from pumba.baselines.main import baseline_main
 
-    return baseline_main("bet", lambda vol, _seed: bet_mask(vol), argv, seeded=False)
+    return baseline_main("bet", bet_mask, argv)
 
 
 if __name__ == "__main__":

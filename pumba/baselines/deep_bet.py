@@ -31,9 +31,9 @@ def deepbet_mask(volume: Volume) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pumba.baselines.deep_bet -i IMAGE -o MASK``."""
-    from pumba.baselines.methods import baseline_main
+    from pumba.baselines.main import baseline_main
 
-    return baseline_main("deep_bet", lambda vol, _seed: deepbet_mask(vol), argv, seeded=False)
+    return baseline_main("deepbet", deepbet_mask, argv)
 
 
 if __name__ == "__main__":

@@ -83,9 +83,9 @@ def gmm_mask(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pumba.baselines.gmm -i IMAGE -o MASK [--seed N]``."""
-    from pumba.baselines.methods import baseline_main
+    from pumba.baselines.main import baseline_main
 
-    return baseline_main("gmm", lambda vol, seed: gmm_mask(vol.data, vol.zooms, seed=seed), argv, seeded=True)
+    return baseline_main("gmm", lambda vol, seed: gmm_mask(vol.data, vol.zooms, seed=seed), argv)
 
 
 if __name__ == "__main__":

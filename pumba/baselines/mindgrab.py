@@ -490,13 +490,13 @@ def mindgrab_mask(volume: Volume, net: torch.nn.Module) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pumba.baselines.mindgrab -i IMAGE -o MASK`` (weights: see the module docstring)."""
-    from pumba.baselines.methods import baseline_main
+    from pumba.baselines.main import baseline_main
 
-    def compute(volume: Volume, _seed: int | None) -> np.ndarray:
+    def compute(volume: Volume) -> np.ndarray:
         model_json = mindgrab_weights()  # fails with one line, before torch loads, if they cannot be had
         return mindgrab_mask(volume, load_mindgrab(model_json))
 
-    return baseline_main("mindgrab", compute, argv, seeded=False)
+    return baseline_main("mindgrab", compute, argv)
 
 
 if __name__ == "__main__":

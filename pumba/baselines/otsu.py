@@ -92,9 +92,9 @@ def otsu_mask(data: np.ndarray, zooms: Sequence[float], erosion_mm: float = EROS
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pumba.baselines.otsu -i IMAGE -o MASK``."""
-    from pumba.baselines.methods import baseline_main
+    from pumba.baselines.main import baseline_main
 
-    return baseline_main("otsu", lambda vol, _seed: otsu_mask(vol.data, vol.zooms), argv, seeded=False)
+    return baseline_main("otsu", lambda vol: otsu_mask(vol.data, vol.zooms), argv)
 
 
 if __name__ == "__main__":

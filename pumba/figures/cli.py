@@ -1,4 +1,4 @@
-"""``pumba figures {metrics,training,montage,gallery,switch-gallery}``: write one figure each."""
+"""``pumba figures {metrics,cost,training,montage,gallery,switch-gallery}``: write one figure each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pumba.io import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``figures`` command and its five sub-commands."""
+    """Add the ``figures`` command and its six sub-commands."""
     parser = sub.add_parser(
         "figures",
         help="draw benchmark figures (metrics, training curves, montages, synthetic gallery)",
@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     metrics.add_argument("--out", type=Path, required=True, help="output figure (.png)")
     metrics.set_defaults(func=_metrics)
+
+    cost = kinds.add_parser("cost", help="mean Dice against seconds per scan and peak memory, per method")
+    cost.add_argument("--table", type=Path, required=True, help="methods table (pumba method-table)")
+    cost.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    cost.set_defaults(func=_cost)
 
     training = kinds.add_parser("training", help="loss and synthetic Dice vs step from a training log")
     training.add_argument("--log", type=Path, required=True, help="training CSV log (train_log.csv)")
@@ -122,6 +127,13 @@ def _metrics(args: argparse.Namespace) -> int:
     column, _ = metric_spec(args.metric)
     check_per_subject(table, column, source=str(args.table))
     plot_metric(table, args.metric, args.out)
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from pumba.figures.cost import plot_cost
+
+    plot_cost(args.table, args.out)
     return 0
 
 

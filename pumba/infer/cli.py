@@ -61,10 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CPU threads for the network (default: the cores this process may use, e.g. a SLURM allocation)",
     )
     p.add_argument(
-        "--no-tta",
-        dest="tta",
-        action="store_false",
-        help="one forward pass instead of the mean over the 8 flips of the input (faster)",
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the mean over the 8 flips of the input (default); --no-tta: one forward pass (faster)",
     )
     p.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing on success but warnings (e.g. a slab)"
@@ -91,6 +91,7 @@ def _strip(args: argparse.Namespace) -> int:
     )
     for warning in result.warnings:
         print(f"pumba strip: warning: {warning}", file=sys.stderr)
+    _report_run_info(result.mode)
     if not args.quiet:
         print(
             f"pumba strip: {args.image}: mode {result.mode}, brain {result.brain_ml:.1f} ml, "
@@ -99,3 +100,16 @@ def _strip(args: argparse.Namespace) -> int:
         )
         print(f"If you use this in your work, please cite: {CITATION}", file=sys.stderr)
     return 0
+
+
+def _report_run_info(mode: str) -> None:
+    """Under the benchmark's runner, tell it the geometry used (pumba.bench.record.RUN_INFO_VARIABLE)."""
+    import json
+    import os
+
+    from pumba.bench.record import RUN_INFO_VARIABLE
+    from pumba.io import write_text_atomic
+
+    path = os.environ.get(RUN_INFO_VARIABLE)
+    if path:
+        write_text_atomic(path, json.dumps({"mode": mode}) + "\n")

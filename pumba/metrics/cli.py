@@ -1,4 +1,4 @@
-"""``pumba evaluate`` (per-subject metrics from run records) and ``pumba summarise``."""
+"""``pumba evaluate`` (per-subject metrics from run records), ``pumba summarise``, ``pumba method-table``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``evaluate`` and ``summarise`` sub-commands."""
+    """Add the ``evaluate``, ``summarise`` and ``method-table`` sub-commands."""
     ev = sub.add_parser(
         "evaluate",
         help="per-subject metrics of method outputs against reference masks",
@@ -35,6 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     su.add_argument("--per-subject", metavar="CSV", help="also write the per-subject tables concatenated")
     su.set_defaults(func=_summarise)
 
+    mt = sub.add_parser(
+        "method-table",
+        help="one row per method: tool, version, settings, skipped or not, accuracy and cost",
+        description=(
+            "The methods table: each configured method's tool, version (from its run records), settings, "
+            "whether it ran and why not, runs and failures, mean Dice and HD95, mean and total seconds, "
+            "peak memory."
+        ),
+    )
+    mt.add_argument("--per-subject", required=True, metavar="CSV", help="per-subject table (summarise)")
+    mt.add_argument("--records", nargs="*", default=[], metavar="JSON", help="run records (their versions)")
+    mt.add_argument(
+        "--plans", required=True, metavar="JSON", help="the methods as JSON {name: {tool, settings, skipped}}"
+    )
+    mt.add_argument("--out", required=True, metavar="CSV", help="methods table to write")
+    mt.set_defaults(func=_method_table)
+
 
 def _evaluate(args: argparse.Namespace) -> int:
     from pumba.io import write_text_atomic
@@ -53,4 +70,16 @@ def _summarise(args: argparse.Namespace) -> int:
     write_text_atomic(args.out, summarise(per_subject).to_csv(index=False))
     if args.per_subject:
         write_text_atomic(args.per_subject, per_subject.to_csv(index=False))
+    return 0
+
+
+def _method_table(args: argparse.Namespace) -> int:
+    from pumba.io import write_text_atomic
+    from pumba.metrics.methods_table import method_table, read_plans, record_versions
+    from pumba.metrics.tables import read_per_subject
+
+    table = method_table(
+        read_per_subject([args.per_subject]), read_plans(args.plans), record_versions(args.records)
+    )
+    write_text_atomic(args.out, table.to_csv(index=False))
     return 0

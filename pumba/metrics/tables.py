@@ -1,7 +1,7 @@
 """Per-subject metric tables from run records and dataset manifests, and their per-method summary.
 
-A *run record* is the JSON file written by :func:`pumba.baselines.runner.run_method` (method,
-dataset, subject, image, mask, status, error, seconds, peak_rss_mb, returncode). A *manifest* is the
+A *run record* is the JSON file written by :func:`pumba.bench.runner.run_method` (its fields:
+:mod:`pumba.bench.record`). A *manifest* is the
 data stage's TSV with columns dataset, subject, image, mask, species, modality, pathology; its
 ``mask`` column is the reference brain mask, on the grid of its ``image``. Records and manifest rows
 are matched on (dataset, subject). Relative paths are taken relative to the current directory.

@@ -228,3 +228,21 @@ def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if synth:
         merged["synth"] = synth
     return merged
+
+
+def config_inputs(path: str | Path) -> list[Path]:
+    """Every file a training config reads: the file, its ``base:`` chain, and its ``init:`` model if any.
+
+    What a workflow declares as the training job's inputs, so that editing any of them retrains.
+    The ``init:`` path is as written (relative to the working directory, like training reads it).
+    """
+    files = [Path(path)]
+    while True:
+        base = read_mapping(files[-1], "training config").get("base")
+        if not isinstance(base, str):
+            break
+        files.append((files[-1].parent / base).resolve())
+        if files[-1] in files[:-1]:
+            raise InputError(f"{path}: 'base' chain loops back to {files[-1]}")
+    init = resolve_bases(Path(path)).get("init")
+    return files + ([Path(init)] if isinstance(init, str) and init else [])

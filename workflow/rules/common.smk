@@ -1,10 +1,14 @@
-import csv
+import json
 import os
+import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
 
-from pumba.baselines.methods import available_methods
+from pumba.bench.registry import method_plan
+from pumba.data.plan import plan_datasets
+from pumba.data.registry import load_registry
+from pumba.model.config import config_inputs
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -23,35 +27,78 @@ REFERENCE_MASKS = (
     repo_path(config["reference_masks"]) if config["reference_masks"] else ""
 )
 DATASETS = list(config["datasets"])
-METHODS = list(config["methods"])
-# the baselines the package can run: its method registry, less our own model runner
-KNOWN_BASELINES = tuple(m for m in available_methods() if m != "pumba")
-_unknown = [
-    m for m in METHODS if m not in config["models"] and m not in KNOWN_BASELINES
-]
-if _unknown:
-    raise ValueError(
-        f"config 'methods': {', '.join(_unknown)} is neither one of 'models' "
-        f"({', '.join(config['models'])}) nor a baseline ({', '.join(KNOWN_BASELINES)})"
-    )
-# Our models among the methods (config["models"]) and the baselines (the rest).
-MODELS = [m for m in METHODS if m in config["models"]]
-BASELINES = [m for m in METHODS if m not in config["models"]]
+# Every requested dataset with its subjects, or why it cannot be had here (known now: a static DAG).
+DATASET_PLANS = plan_datasets(
+    load_registry(REGISTRY),
+    DATASETS,
+    config["cache"],
+    MIRROR if MIRROR and os.path.isdir(MIRROR) else None,
+    REFERENCE_MASKS or None,
+    config["download"],
+)
+for _plan in DATASET_PLANS.values():
+    if not _plan.available:
+        logger.warning(f"dataset {_plan.id} skipped: {_plan.reason}")
+SUBJECTS = [(p.id, s) for p in DATASET_PLANS.values() for s in p.subjects]
+
+
+def _entry(name, spec):
+    """A config method entry as the registry sees it: 'train' becomes the weights this run trains."""
+    entry = {k: v for k, v in spec.items() if k != "train"}
+    if "train" in spec:
+        if spec["tool"] != "pumba" or "weights" in spec:
+            raise ValueError(
+                f"config methods.{name}: 'train' is for tool pumba, without 'weights'"
+            )
+        entry["weights"] = f"results/model/{name}/model.pt"
+    elif spec["tool"] == "pumba" and "weights" in spec:
+        entry["weights"] = repo_path(spec["weights"])
+    return entry
+
+
+# Every configured method checked against the package's registry (a bad tool or setting stops here).
+# A method set to null (by a layered config) is not run.
+CONFIG_METHODS = {n: spec for n, spec in config["methods"].items() if spec is not None}
+if not CONFIG_METHODS:
+    raise ValueError("config methods: every method is set to null; nothing to score")
+PLANS = {}
+for _name, _spec in CONFIG_METHODS.items():
+    try:
+        PLANS[_name] = method_plan(_name, _entry(_name, _spec), ROOT)
+    except ValueError as exc:
+        raise ValueError(f"config methods: {exc}") from None
+# The methods that run here; the others are skipped (results/tables/methods.csv says why).
+METHODS = [name for name, plan in PLANS.items() if plan.skipped is None]
+for _name, _plan in PLANS.items():
+    if _plan.skipped:
+        logger.warning(f"method {_name} skipped: {_plan.skipped}")
 # Training configs of the models this workflow trains, and of the release candidate (`snakemake release`).
 TRAIN_CONFIGS = {
-    name: spec["train"] for name, spec in config["models"].items() if "train" in spec
+    name: spec["train"] for name, spec in CONFIG_METHODS.items() if "train" in spec
 }
 TRAIN_CONFIGS["release"] = config["release"]["coarse"]
 TRAIN_CONFIGS["release-fine"] = config["release"]["fine"]
-TRAINED = [m for m in MODELS if m in TRAIN_CONFIGS]
+TRAINED = [m for m in METHODS if m in TRAIN_CONFIGS]
 
 
-def model_file(name):
-    """The model file of one of our models: its release weights, or the model trained by this workflow."""
-    spec = config["models"][name]
-    if "weights" in spec:
-        return repo_path(spec["weights"])
-    return f"results/model/{name}/model.pt"
+def train_inputs(wildcards):
+    """A training config and every file it reads (its base: chain, its init: model): edit one, retrain.
+
+    A relative init: path is taken from the repository root, where training runs (snakemake's directory).
+    """
+    return [
+        repo_path(p) for p in config_inputs(repo_path(TRAIN_CONFIGS[wildcards.model]))
+    ]
+
+
+def method_inputs(wildcards):
+    """Files a method's run depends on: the model file of our models (trained here or shipped)."""
+    plan = PLANS[wildcards.method]
+    return (
+        [plan.settings["weights"]]
+        if plan.tool == "pumba" and plan.settings["weights"]
+        else []
+    )
 
 
 wildcard_constraints:
@@ -60,47 +107,30 @@ wildcard_constraints:
     method="[A-Za-z0-9_-]+",
 
 
-def manifest_rows(dataset):
-    """Rows of a prepared dataset's manifest (waits for the prepare_dataset checkpoint)."""
-    path = (
-        Path(checkpoints.prepare_dataset.get(dataset=dataset).output[0])
-        / "manifest.tsv"
-    )
-    with open(path) as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
-def subjects(dataset):
-    return [row["subject"] for row in manifest_rows(dataset)]
-
-
 def dataset_dirs(wildcards=None):
     """Prepared dataset directories (each holds manifest.tsv and status.json)."""
     return [f"results/data/{dataset}" for dataset in DATASETS]
 
 
 def records(method):
-    """Run records of one method on every subject of every dataset that could be had."""
+    """Run records of one method on every subject of every dataset that can be had."""
     return [
         f"results/predictions/{method}/{dataset}/{subject}.json"
-        for dataset in DATASETS
-        for subject in subjects(dataset)
+        for dataset, subject in SUBJECTS
     ]
 
 
-def montages(wildcards):
-    return [
-        f"results/figures/montage/{dataset}/{subject}.png"
-        for dataset in DATASETS
-        for subject in subjects(dataset)
-    ]
-
+MONTAGES = [
+    f"results/figures/montage/{dataset}/{subject}.png" for dataset, subject in SUBJECTS
+]
 
 FINAL_TARGETS = [
     "results/tables/summary.csv",
     "results/tables/datasets.csv",
+    "results/tables/methods.csv",
     "results/figures/dice.png",
     "results/figures/hd95.png",
+    "results/figures/cost.png",
     "results/figures/synth_gallery.png",
     "results/figures/synth/switch_gallery.png",
 ] + (["results/figures/training.png"] if TRAINED else [])

@@ -1,4 +1,4 @@
-checkpoint prepare_dataset:
+rule prepare_dataset:
     """Fetch (or read from the mirror / installed packages / reference masks) and prepare one dataset."""
     output:
         directory("results/data/{dataset}"),

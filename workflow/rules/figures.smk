@@ -21,6 +21,25 @@ rule figure_metric:
         "pumba figures metrics --table {input} --metric {params.column} --out {output} > {log} 2>&1"
 
 
+rule figure_cost:
+    """Accuracy against cost: mean Dice against seconds per scan, marker area the peak memory."""
+    input:
+        "results/tables/methods.csv",
+    output:
+        report(
+            "results/figures/cost.png",
+            caption="../report/cost.rst",
+            category="Cost",
+            labels={"figure": "cost"},
+        ),
+    log:
+        "logs/figures/cost.log",
+    conda:
+        "../../envs/pumba.yaml"
+    shell:
+        "pumba figures cost --table {input} --out {output} > {log} 2>&1"
+
+
 rule figure_training:
     """Training curves of the first model this workflow trains (config['methods'] order)."""
     input:

@@ -68,3 +68,35 @@ rule dataset_table:
     shell:
         "pumba data table --registry {params.registry} --status {params.statuses} --out {output} "
         "> {log} 2>&1"
+
+
+rule method_table:
+    """Every configured method: tool, version, settings, whether it ran (and why not), accuracy and cost."""
+    input:
+        per_subject="results/tables/per_subject.csv",
+        records=[r for m in METHODS for r in records(m)],
+    output:
+        report(
+            "results/tables/methods.csv",
+            caption="../report/methods.rst",
+            category="Tables",
+            labels={"table": "methods"},
+        ),
+    log:
+        "logs/metrics/methods.log",
+    conda:
+        "../../envs/pumba.yaml"
+    params:
+        plans=json.dumps(
+            {
+                name: {
+                    "tool": plan.tool,
+                    "settings": plan.settings,
+                    "skipped": plan.skipped,
+                }
+                for name, plan in PLANS.items()
+            }
+        ),
+    shell:
+        "pumba method-table --per-subject {input.per_subject} --records {input.records} "
+        "--plans {params.plans:q} --out {output} > {log} 2>&1"

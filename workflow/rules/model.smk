@@ -3,6 +3,7 @@ rule train:
     configured); a re-run resumes from the checkpoint."""
     input:
         config=lambda wc: repo_path(TRAIN_CONFIGS[wc.model]),
+        reads=train_inputs,
     output:
         model="results/model/{model}/model.pt",
         log_csv="results/model/{model}/train_log.csv",

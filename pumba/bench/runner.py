@@ -5,10 +5,7 @@ time) becomes a record with ``status: "failed"`` instead of killing the benchmar
 process (see :func:`run_child`) measures the method's wall-clock seconds and its peak resident
 memory (``ru_maxrss`` from ``os.wait4``, which covers the method and any processes it waited for).
 
-Record (JSON object): method, dataset, subject, image, mask (path, or null after a failure),
-status ("ok" | "failed"), error (one line, or null), seconds, peak_rss_mb (MB = 2^20 bytes; null
-after a timeout), returncode (negative: killed by that signal). seconds, peak_rss_mb and
-returncode are null if no process could be started.
+The record's fields are defined in :mod:`pumba.bench.record`.
 """
 
 from __future__ import annotations
@@ -27,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pumba
-from pumba.baselines.methods import METHODS, Method
+from pumba.bench.record import RUN_INFO_VARIABLE
+from pumba.bench.registry import METHODS, Method, tool_version
+from pumba.bench.settings import resolve_settings, settings_argv
 from pumba.io import InputError, write_text_atomic
 
 THREAD_VARIABLES = (
@@ -168,11 +167,11 @@ def _check_mask(mask_out: Path, image: Path) -> str | None:
 
 
 def run_method(
-    method: str,
+    tool: str,
     image: str | os.PathLike,
     mask_out: str | os.PathLike,
     record_out: str | os.PathLike,
-    model: str | os.PathLike | None = None,
+    settings: Mapping[str, object] | None = None,
     threads: int | None = None,
     timeout_s: float | None = None,
     *,
@@ -181,34 +180,39 @@ def run_method(
     name: str | None = None,
     methods: Mapping[str, Method] | None = None,
 ) -> dict:
-    """Run ``method`` on ``image`` in a child process; write the mask and a JSON record atomically.
+    """Run ``tool`` on ``image`` in a child process; write the mask and a JSON record atomically.
 
     Args:
-        method: a registered method name (see :func:`pumba.baselines.methods.available_methods`).
+        tool: a registered tool (see :func:`pumba.bench.registry.available_methods`).
         image: the input head image.
         mask_out: where the method writes its binary mask (removed if the run fails).
         record_out: where the JSON record goes.
-        model: checkpoint for methods that take one (``pumba``).
+        settings: values of the tool's settings (the rest keep their defaults), e.g.
+            ``{"weights": "model.pt"}`` for ``pumba``; they reach the child as its flags.
         threads: thread limit for the child (OMP/MKL/OpenBLAS/numba variables); None = inherit.
         timeout_s: wall-clock limit in seconds; past it the child's process group is killed.
         dataset, subject: copied into the record (the keys of the evaluation tables).
-        name: the method's name in the record and the tables (default ``method``), e.g. ``pumba-quick``
-            for method ``pumba`` run with another model.
+        name: the method's name in the record and the tables (default ``tool``), e.g. ``pumba-quick``
+            for tool ``pumba`` run with another model.
         methods: the registry to use (tests add methods that crash on purpose).
 
     Returns:
         The record that was written. A method failure never raises: the record says "failed".
 
     Raises:
-        InputError: unknown method, a model for a method that takes none, a non-positive thread
-            count or timeout, or an output directory that does not exist.
+        InputError: unknown tool, an unknown setting or a bad value, a non-positive thread count or
+            timeout, or an output directory that does not exist.
     """
     registry = METHODS if methods is None else methods
-    if method not in registry:
-        raise InputError(f"{method}: unknown method; available: {', '.join(registry)}")
-    spec = registry[method]
-    if model is not None and not spec.takes_model:
-        raise InputError(f"{model}: method {method} takes no model")
+    if tool not in registry:
+        raise InputError(f"{tool}: unknown tool; available: {', '.join(registry)}")
+    spec = registry[tool]
+    values = dict(settings or {})
+    try:
+        resolved = resolve_settings(spec.settings, values, f"tool {tool}")
+        flags = settings_argv(spec.settings, values, f"tool {tool}")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     if threads is not None and threads < 1:
         raise InputError(f"{threads}: thread count must be at least 1")
     if timeout_s is not None and timeout_s <= 0:
@@ -220,25 +224,30 @@ def run_method(
     # A mask left by an earlier run must not pass for this run's output.
     mask_out.unlink(missing_ok=True)
 
-    argv = spec.argv(str(image), str(mask_out), None if model is None else str(model), threads)
+    argv = [*spec.command(str(image), str(mask_out), threads), *flags]
     home = Path(tempfile.mkdtemp(prefix="pumba-run-"))
     stderr_path = home / "stderr.log"
+    env = child_environment(home, threads)
+    env[RUN_INFO_VARIABLE] = str(home / "run_info.json")
     result: ChildResult | None = None
     try:
         try:
-            result = run_child(
-                argv, child_environment(home, threads), stderr_path, home / "report", timeout_s
-            )
+            result = run_child(argv, env, stderr_path, home / "report", timeout_s)
         except OSError as exc:
             error = f"could not start {sys.executable}: {exc}"
         else:
             error = _failure(result, timeout_s, stderr_path, mask_out, image)
+        geometry = _run_info(home / "run_info.json") or {"grid": spec.geometry}
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if error is not None:
         mask_out.unlink(missing_ok=True)
     record = {
-        "method": name or method,
+        "method": name or tool,
+        "tool": tool,
+        "version": tool_version(spec),
+        "settings": resolved,
+        "geometry": geometry,
         "dataset": dataset,
         "subject": subject,
         "image": str(image),
@@ -251,6 +260,15 @@ def run_method(
     }
     write_text_atomic(record_out, json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _run_info(path: Path) -> dict | None:
+    """What the child reported about its run (a JSON object), or None."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
