@@ -113,6 +113,18 @@ def test_runner_records_a_segfault_and_removes_the_partial_mask(tmp_path):
     assert json.loads((tmp_path / "rec.json").read_text())["status"] == "failed"
 
 
+def test_runner_records_an_empty_mask_as_a_failure(tmp_path):
+    head, _ = _phantom_file(tmp_path)
+    code = (
+        "import sys, nibabel as nib, numpy as np; img = nib.load(sys.argv[1]); "
+        "nib.save(nib.Nifti1Image(np.zeros(img.shape, np.uint8), img.affine), sys.argv[2])"
+    )
+    mask = tmp_path / "m.nii.gz"
+    record = run_method("nothing", head, mask, tmp_path / "r.json", methods=_python_method("nothing", code))
+    assert record["status"] == "failed" and record["error"] == "empty mask: no brain voxel"
+    assert record["mask"] is None and not mask.exists()
+
+
 def test_runner_records_a_corrupt_input_and_a_stale_mask_is_removed(tmp_path):
     corrupt = tmp_path / "corrupt.nii.gz"
     corrupt.write_bytes(b"this is not a NIfTI file")

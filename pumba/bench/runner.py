@@ -151,7 +151,7 @@ def run_child(
 
 
 def _check_mask(mask_out: Path, image: Path) -> str | None:
-    """None if the mask is a readable volume on the image's grid, else the problem (one line)."""
+    """None if the mask is a readable, non-empty volume on the image's grid, else the problem (one line)."""
     import nibabel as nib
     import numpy as np
 
@@ -163,6 +163,11 @@ def _check_mask(mask_out: Path, image: Path) -> str | None:
         mask_img.affine, image_img.affine, rtol=1e-5, atol=1e-3
     ):
         return f"{mask_out}: mask is not on the input image's grid"
+    try:
+        if not np.any(np.asanyarray(mask_img.dataobj)):
+            return "empty mask: no brain voxel"
+    except Exception as exc:
+        return f"{mask_out}: unreadable mask ({str(exc).strip()[:200]})"
     return None
 
 
