@@ -26,13 +26,8 @@ from conftest import head_phantom
 
 from pumba.data import cli as data_cli
 from pumba.data.fetch import FetchError, fetch_file, sha256_of
-from pumba.data.prepare import (
-    FIXES,
-    MANIFEST_COLUMNS,
-    binarise_mask,
-    prepare_dataset,
-    storage_dtype,
-)
+from pumba.data.manifest import MANIFEST_COLUMNS
+from pumba.data.prepare import FIXES, binarise_mask, prepare_dataset, storage_dtype
 from pumba.data.registry import ReferenceMaskFile, UrlFile, load_registry, load_schema
 from pumba.io import InputError, load_volume
 

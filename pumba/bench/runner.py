@@ -27,6 +27,7 @@ import pumba
 from pumba.bench.record import RUN_INFO_VARIABLE
 from pumba.bench.registry import METHODS, Method, tool_version
 from pumba.bench.settings import resolve_settings, settings_argv
+from pumba.grid import same_grid
 from pumba.io import InputError, write_text_atomic
 
 THREAD_VARIABLES = (
@@ -159,9 +160,7 @@ def _check_mask(mask_out: Path, image: Path) -> str | None:
         mask_img, image_img = nib.load(str(mask_out)), nib.load(str(image))
     except Exception as exc:
         return f"{mask_out}: unreadable mask ({str(exc).strip()[:200]})"
-    if tuple(mask_img.shape[:3]) != tuple(image_img.shape[:3]) or not np.allclose(
-        mask_img.affine, image_img.affine, rtol=1e-5, atol=1e-3
-    ):
+    if not same_grid(mask_img.shape[:3], mask_img.affine, image_img.shape[:3], image_img.affine):
         return f"{mask_out}: mask is not on the input image's grid"
     try:
         if not np.any(np.asanyarray(mask_img.dataobj)):
@@ -250,7 +249,7 @@ def run_method(
     record = {
         "method": name or tool,
         "tool": tool,
-        "version": tool_version(spec),
+        "version": tool_version(spec, resolved),
         "settings": resolved,
         "geometry": geometry,
         "dataset": dataset,

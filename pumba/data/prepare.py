@@ -6,6 +6,7 @@ Layout written under ``out_dir/<dataset>/``::
                              it holds the values exactly, else float32
     <subject>/mask.nii.gz    uint8 {0, 1} on the image's grid and affine: (mask > mask_threshold)
     manifest.tsv             dataset, subject, image, mask, species, modality, pathology
+                             (:mod:`pumba.data.manifest`)
     status.json              {"dataset", "available", "reason", "n_subjects"}
 
 A dataset that cannot be had here (package not installed, no copy and no network, a reference mask
@@ -17,8 +18,6 @@ never a mix.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -31,16 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from pumba.data.fetch import FetchError, fetch_file
-from pumba.data.registry import Dataset, Registry, Subject
+from pumba.data.manifest import IMAGE_NAME, MANIFEST_NAME, MASK_NAME, manifest_row, manifest_text
+from pumba.data.registry import Registry, Subject
+from pumba.grid import check_same_grid
 from pumba.io import InputError, Volume, load_volume, save_like, write_text_atomic
 
 log = logging.getLogger(__name__)
-
-MANIFEST_COLUMNS = ("dataset", "subject", "image", "mask", "species", "modality", "pathology")
-IMAGE_NAME = "image.nii.gz"
-MASK_NAME = "mask.nii.gz"
-# Grids match when affines agree to this fraction of the smallest voxel size (header float noise).
-_GRID_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -71,20 +66,6 @@ Fix = Callable[[Volume, Volume], tuple[Volume, Volume]]
 
 # The closed set of repairs a registry may declare (the schema's `fixes` enum lists the same names).
 FIXES: dict[str, Fix] = {"mask_affine_from_image": _mask_affine_from_image}
-
-
-def check_same_grid(image: Volume, mask: Volume) -> None:
-    """Raise InputError unless ``mask`` has ``image``'s shape and affine (to 0.1% of a voxel)."""
-    atol = _GRID_TOLERANCE * float(np.min(image.zooms))
-    if mask.data.shape == image.data.shape and np.allclose(mask.affine, image.affine, atol=atol):
-        return
-    raise InputError(
-        f"{mask.path}: mask grid (shape {mask.data.shape}, voxel sizes "
-        f"{tuple(np.round(mask.zooms, 4))} mm, origin {tuple(np.round(mask.affine[:3, 3], 3))}) "
-        f"does not match the image {image.path} (shape {image.data.shape}, voxel sizes "
-        f"{tuple(np.round(image.zooms, 4))} mm, origin {tuple(np.round(image.affine[:3, 3], 3))}); "
-        "if the mask is on the image's voxel grid, declare the fix mask_affine_from_image"
-    )
 
 
 def binarise_mask(mask: Volume, threshold: float) -> np.ndarray:
@@ -121,7 +102,9 @@ def prepare_subject(
         raise InputError(f"{image_path}: image has NaN or infinite values")
     for name in fixes:
         image, mask = FIXES[name](image, mask)
-    check_same_grid(image, mask)
+    check_same_grid(
+        mask, image, hint="if the mask is on the image's voxel grid, declare the fix mask_affine_from_image"
+    )
     binary = binarise_mask(mask, subject.mask_threshold)
     dtype = storage_dtype(image)
     save_like(image.data.astype(dtype), image, out_dir / IMAGE_NAME, dtype=dtype)
@@ -182,35 +165,15 @@ def prepare_dataset(
                 )
             except InputError as exc:
                 raise InputError(f"dataset {dataset.id}, subject {subj_id}: {exc}") from None
-            rows.append(_manifest_row(dataset, subj_id, final / subj_id))
+            rows.append(manifest_row(dataset, subj_id, final / subj_id))
             log.info("%s/%s: prepared", dataset.id, subj_id)
-        write_text_atomic(staging / "manifest.tsv", _manifest_text(rows))
+        write_text_atomic(staging / MANIFEST_NAME, manifest_text(rows))
         write_text_atomic(staging / "status.json", status.to_json())
         _replace_dir(staging, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return status
-
-
-def _manifest_row(dataset: Dataset, subj_id: str, subject_dir: Path) -> dict[str, str]:
-    return {
-        "dataset": dataset.id,
-        "subject": subj_id,
-        "image": str(subject_dir / IMAGE_NAME),
-        "mask": str(subject_dir / MASK_NAME),
-        "species": dataset.species,
-        "modality": dataset.modality,
-        "pathology": dataset.pathology,
-    }
-
-
-def _manifest_text(rows: list[dict[str, str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _replace_dir(new: Path, final: Path) -> None:

@@ -15,14 +15,21 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from pumba.classes import BOUNDARY, CLASS_NAMES, INTERIOR, N_CLASSES
 from pumba.figures.montage import VIEWS, extent_mm, to_ras, voxel_sizes
 from pumba.figures.plots import figure_style, save_figure
 from pumba.io import InputError, load_volume
 
 IMAGE_SUFFIX = "_image.nii.gz"
 LABEL_SUFFIX = "_label.nii.gz"
-CLASS_COLORS = {1: ("#00c8ff", 0.35, "interior"), 2: ("#ff5a00", 0.75, "boundary")}
+CLASS_COLORS = {
+    INTERIOR: ("#00c8ff", 0.35, CLASS_NAMES[INTERIOR]),
+    BOUNDARY: ("#ff5a00", 0.75, CLASS_NAMES[BOUNDARY]),
+}
+"""Overlay colour, opacity and legend name of each class shown (background is left transparent)."""
 SAMPLES_PER_ROW = 2
+_ALLOWED = ", ".join(str(c) for c in range(N_CLASSES - 1)) + f" or {N_CLASSES - 1}"
+"""The label values a sample may hold, in words ('0, 1 or 2')."""
 
 
 def find_synth_pairs(directory: str | Path, n: int | None = None) -> list[tuple[Path, Path]]:
@@ -66,9 +73,10 @@ def _load_pair(image: Path, label: Path) -> tuple[np.ndarray, np.ndarray, np.nda
     if lab.data.shape != img.data.shape:
         raise InputError(f"{label}: shape {lab.data.shape} differs from its image {img.data.shape}")
     values = np.unique(lab.data)
-    if not np.isin(values, (0, 1, 2)).all():
-        bad = ", ".join(f"{v:g}" for v in values[~np.isin(values, (0, 1, 2))][:5])
-        raise InputError(f"{label}: label values must be 0, 1 or 2; found {bad}")
+    known = np.isin(values, range(N_CLASSES))
+    if not known.all():
+        bad = ", ".join(f"{v:g}" for v in values[~known][:5])
+        raise InputError(f"{label}: label values must be {_ALLOWED}; found {bad}")
     grey, affine = to_ras(img.data, img.affine)
     classes, _ = to_ras(lab.data.astype(np.uint8), img.affine)
     return grey, classes, voxel_sizes(affine)

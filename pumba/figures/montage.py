@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from pumba.figures.plots import figure_style, save_figure
-from pumba.io import InputError, Volume, load_volume
+from pumba.grid import check_same_grid
+from pumba.io import Volume, load_volume
 
 REFERENCE_COLOR = "#ffd700"
 METHOD_COLORS = (
@@ -202,18 +203,9 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _load_on_grid(path: Path, image: Volume, what: str) -> np.ndarray:
-    """Load a mask that must lie on ``image``'s voxel grid (same shape, affine within 0.01 mm)."""
+    """Load a mask that must lie on ``image``'s voxel grid (:func:`pumba.grid.check_same_grid`)."""
     vol = load_volume(path)
-    if vol.data.shape != image.data.shape:
-        raise InputError(
-            f"{path}: {what} shape {vol.data.shape} differs from the image {image.path} "
-            f"{image.data.shape}; masks must be on the image's voxel grid"
-        )
-    if not np.allclose(vol.affine, image.affine, rtol=0, atol=1e-2):
-        raise InputError(
-            f"{path}: {what} header affine differs from the image {image.path}; masks must be on "
-            "the image's voxel grid"
-        )
+    check_same_grid(vol, image, what=what, hint="masks must be on the image's voxel grid")
     return vol.data
 
 

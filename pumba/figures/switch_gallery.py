@@ -27,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from pumba.classes import BOUNDARY
 from pumba.figures.gallery import CLASS_COLORS
 from pumba.figures.montage import VIEWS, View, _draw_contour, extent_mm
 from pumba.figures.plots import figure_style, save_figure
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from pumba.synth.generator import SynthConfig
 
 SHOWN_VIEWS = tuple(v for v in VIEWS if v.name in ("sagittal", "coronal"))
-OUTLINE_COLOR = CLASS_COLORS[2][0]
+OUTLINE_COLOR = CLASS_COLORS[BOUNDARY][0]
 FIXED_KEYS = ("size",)
 """Fields a switch may not set: off and on must share one grid."""
 MAX_SAMPLES = 12

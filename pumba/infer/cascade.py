@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from pumba.classes import BRAIN
 from pumba.model.unet import UNet3D
 from pumba.synth.artefacts import gaussian_blur
 
@@ -30,7 +31,6 @@ CROP_MARGIN = 6
 """Fine-grid voxels added around the prior's bounding box (above ``PRIOR_LEVEL``) before rounding up."""
 PRIOR_LEVEL = 0.02
 """The prior's bounding box holds the voxels whose prior exceeds this."""
-BRAIN = 1
 
 
 def prior_from_coarse(coarse: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from pumba.classes import BOUNDARY, INTERIOR
+
 POSTPROCESS = ("tight", "pumba")
-INTERIOR, BOUNDARY = 1, 2
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pumba.device import resolve_device
 from pumba.infer.cascade import refine
 from pumba.infer.orientation import to_canonical
 from pumba.infer.postprocess import finish_on_input, postprocess
@@ -32,7 +33,6 @@ from pumba.io import (
     suffix_of,
 )
 from pumba.model.checkpoint import load_model
-from pumba.model.train import resolve_device
 
 DEFAULT_WEIGHTS = "pumba-v2.pt"
 

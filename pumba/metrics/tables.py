@@ -1,10 +1,10 @@
 """Per-subject metric tables from run records and dataset manifests, and their per-method summary.
 
 A *run record* is the JSON file written by :func:`pumba.bench.runner.run_method` (its fields:
-:mod:`pumba.bench.record`). A *manifest* is the
-data stage's TSV with columns dataset, subject, image, mask, species, modality, pathology; its
-``mask`` column is the reference brain mask, on the grid of its ``image``. Records and manifest rows
-are matched on (dataset, subject). Relative paths are taken relative to the current directory.
+:mod:`pumba.bench.record`). A *manifest* is the data stage's TSV (:mod:`pumba.data.manifest`) with columns
+dataset, subject, image, mask, species, modality, pathology; its ``mask`` column is the reference brain
+mask, on the grid of its ``image``. Records and manifest rows are matched on (dataset, subject). Relative
+paths are taken relative to the current directory.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from pumba.data.manifest import MANIFEST_COLUMNS
+from pumba.grid import check_same_grid
 from pumba.io import InputError, Volume, load_volume
 from pumba.metrics.distance import hd95
 from pumba.metrics.overlap import dice, sensitivity, specificity, volume_ml
@@ -53,7 +54,6 @@ SUMMARY_COLUMNS = (
     "seconds_mean",
     "peak_rss_mb_max",
 )
-MANIFEST_COLUMNS = ("dataset", "subject", "image", "mask", "species", "modality", "pathology")
 RECORD_KEYS = ("method", "dataset", "subject", "image", "mask", "status", "error", "seconds")
 
 # Reference masks may be stored as probabilities or labels; predictions as any non-zero label.
@@ -61,13 +61,8 @@ REF_THRESHOLD = 0.5
 PRED_THRESHOLD = 0.0
 
 
-def same_grid(a: Volume, b: Volume) -> bool:
-    """True if two volumes share shape and voxel-to-world matrix (to 1e-3 mm, 1e-5 relative)."""
-    return a.data.shape == b.data.shape and np.allclose(a.affine, b.affine, rtol=1e-5, atol=1e-3)
-
-
 def evaluate_volumes(pred: Volume, ref: Volume) -> dict[str, float]:
-    """Metrics of a prediction against a reference on the same grid (checked).
+    """Metrics of a prediction against a reference on the same grid (checked: :func:`pumba.grid.same_grid`).
 
     The reference is binarised at > 0.5 and the prediction at > 0. Voxel sizes come from the
     reference's affine. Returns the per-subject metric columns: dice, hd95_mm (see
@@ -78,11 +73,7 @@ def evaluate_volumes(pred: Volume, ref: Volume) -> dict[str, float]:
     Raises:
         InputError: the grids differ; the message names both files.
     """
-    if not same_grid(pred, ref):
-        raise InputError(
-            f"{pred.path}: prediction grid {pred.data.shape} does not match the reference "
-            f"{ref.path} grid {ref.data.shape} (shape or affine differ)"
-        )
+    check_same_grid(pred, ref, what="prediction", reference_what="reference")
     p = pred.data > PRED_THRESHOLD
     r = ref.data > REF_THRESHOLD
     voxel_mm3 = ref.voxel_ml * 1000.0  # |det| of the affine: right on a sheared grid too

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-INTERIOR, BOUNDARY = 1, 2
+from pumba.classes import BOUNDARY, BRAIN, INTERIOR
 
 
 def soft_dice(prob: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -32,9 +32,6 @@ def pumba_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) 
     d_bnd = soft_dice(prob[:, BOUNDARY], target == BOUNDARY, smooth)
     loss = 1.0 - 0.5 * (d_int + d_bnd)
     return loss, {"dice_interior": float(d_int.detach()), "dice_boundary": float(d_bnd.detach())}
-
-
-BRAIN = 1
 
 
 def edge_band(mask: torch.Tensor, radius: int) -> torch.Tensor:

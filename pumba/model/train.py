@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import yaml
 
+from pumba.classes import N_CLASSES, N_FINE_CLASSES
+from pumba.device import resolve_device
 from pumba.io import InputError, make_output_dir, remove_stale_temporaries, write_text_atomic
 from pumba.model.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from pumba.model.config import TrainConfig
@@ -207,7 +209,7 @@ class Trainer:
             self.model = UNet3D(
                 widths=cfg.widths,
                 bottleneck=cfg.bottleneck,
-                n_classes=2 if fine else 3,
+                n_classes=N_FINE_CLASSES if fine else N_CLASSES,
                 in_channels=2 if fine else 1,
             ).to(self.device)
         if cfg.init:
@@ -425,17 +427,6 @@ class Trainer:
         buf = io.StringIO()
         csv.writer(buf).writerows(kept)
         write_text_atomic(self.log_path, buf.getvalue())
-
-
-def resolve_device(device: str) -> torch.device:
-    """'cpu', 'cuda' or 'auto' (CUDA when available); asking for CUDA without one is an InputError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InputError(f"--device {device}: expected cpu, cuda or auto")
-    return torch.device(device)
 
 
 def _progress(total: int, initial: int, enabled: bool):

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pumba.classes import N_CLASSES
+
 PUMBA_WIDTHS = (8, 16, 32, 64, 128)
 PUMBA_BOTTLENECK = 256
-N_CLASSES = 3
 
 
 def _double_conv(c_in: int, c_out: int) -> list[nn.Module]:
@@ -37,7 +38,7 @@ class UNet3D(nn.Module):
         widths: encoder widths, one per level (the method's 8, 16, 32, 64, 128).
         bottleneck: width of the bottleneck (256).
         groups: GroupNorm groups (8).
-        n_classes: output channels (3).
+        n_classes: output channels (:data:`pumba.classes.N_CLASSES`, 3; the fine stage: ``N_FINE_CLASSES``).
         in_channels: input channels (1).
     """
 

@@ -11,7 +11,8 @@ import itertools
 import torch
 import torch.nn.functional as nnf
 
-BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+from pumba.classes import BACKGROUND, BOUNDARY, INTERIOR
+
 CROSS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
 
 
@@ -80,14 +81,14 @@ def thick_boundary(mask: torch.Tensor) -> torch.Tensor:
 
 
 def make_target(mask: torch.Tensor) -> torch.Tensor:
-    """3-class target int64 (B, S, S, S) from a brain mask (B, S, S, S) in {0, 1}.
+    """3-class target int64 (B, S, S, S) from a brain mask (B, S, S, S) in {0, 1} (:mod:`pumba.classes`).
 
     0 background, 1 interior (mask minus its thick boundary), 2 boundary (:func:`thick_boundary`:
     the voxels on either side of the mask's edge, 6-connectivity). The classes partition the grid.
     """
     m = mask.bool()
     boundary = thick_boundary(m)
-    target = torch.zeros(m.shape, dtype=torch.int64, device=m.device)
+    target = torch.full(m.shape, BACKGROUND, dtype=torch.int64, device=m.device)
     target[m & ~boundary] = INTERIOR
     target[boundary] = BOUNDARY
     return target
