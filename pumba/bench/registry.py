@@ -163,16 +163,21 @@ METHODS: Mapping[str, Method] = MappingProxyType(
             ),
             Method(
                 "synthstrip",
-                "SynthStrip U-Net (Hoopes et al. 2022) on a user-supplied synthstrip.1.pt",
+                "SynthStrip U-Net (Hoopes et al. 2022, mri_synthstrip pipeline), user-supplied weights",
                 _module("synthstrip"),
                 (
-                    Setting("weights", str, "", "path of synthstrip.1.pt (FreeSurfer's models/ folder)"),
+                    Setting(
+                        "weights",
+                        str,
+                        "",
+                        "synthstrip.1.pt ($FREESURFER_HOME/models/; synthstrip.nocsf.1.pt: no CSF)",
+                    ),
                     Setting("border", float, 1.0, "mask = predicted signed distance below this, mm"),
                 ),
-                geometry="conformed 1 mm LIA, cropped/padded to multiples of 64",
+                geometry="1 mm LIA (nearest), cropped to voxels > 0, padded to multiples of 64 in [192, 320]",
                 needs_file="weights",
-                mem_mb=4000,
-                runtime_min=30,
+                mem_mb=8000,
+                runtime_min=20,
             ),
         )
     }
@@ -192,8 +197,20 @@ def get_method(tool: str) -> Method:
         raise ValueError(f"unknown tool {tool!r} (tools: {', '.join(METHODS)})") from None
 
 
-def tool_version(method: Method) -> str:
-    """The installed version of the tool's distribution ("not installed" when it is missing)."""
+def tool_version(method: Method, settings: Mapping[str, object] | None = None) -> str:
+    """The installed version of the tool's distribution ("not installed" when it is missing).
+
+    A tool that runs a file the user supplies (``needs_file``) is named by that file's sha256 (first 16
+    hex digits) instead, when ``settings`` name one that exists.
+    """
+    if method.needs_file is not None and settings:
+        path = Path(str(settings.get(method.needs_file, "")))
+        if path.is_file():
+            import hashlib
+
+            with open(path, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            return f"{path.name} sha256:{digest[:16]}"
     name = method.package or "pumba"
     try:
         return f"{name} {metadata.version(name)}"
