@@ -14,7 +14,7 @@ import pytest
 from pumba.baselines.gmm import gmm_mask
 from pumba.baselines.otsu import dilate_mm, erode_mm, otsu_mask
 from pumba.bench.record import RECORD_FIELDS
-from pumba.bench.registry import METHODS, Method, available_methods, method_plan
+from pumba.bench.registry import METHODS, Method, method_plan
 from pumba.bench.runner import run_method
 from pumba.io import InputError, load_volume, save_array
 from pumba.metrics import dice
@@ -197,7 +197,18 @@ def test_runner_user_errors(tmp_path):
 
 
 def test_registry_and_pumba_argv():
-    assert set(available_methods()) >= {"otsu", "gmm", "bet", "deepbet", "pumba"}
+    assert set(METHODS) >= {
+        "otsu",
+        "gmm",
+        "bet",
+        "deepbet",
+        "mindgrab",
+        "hdbet",
+        "robex",
+        "ants",
+        "synthstrip",
+        "pumba",
+    }
     argv = METHODS["pumba"].command("in.nii.gz", "out.nii.gz", 1)
     strip = ["-m", "pumba.cli", "strip", "-i", "in.nii.gz", "-m", "out.nii.gz"]
     assert argv[1:] == [*strip, "--device", "cpu", "-q", "--threads", "1"]

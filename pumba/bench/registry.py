@@ -193,11 +193,6 @@ METHODS: Mapping[str, Method] = MappingProxyType(
 )
 
 
-def available_methods() -> tuple[str, ...]:
-    """The registered tools, in registry order."""
-    return tuple(METHODS)
-
-
 def get_method(tool: str) -> Method:
     """The registered tool ``tool``; ValueError naming the known tools if there is none."""
     try:

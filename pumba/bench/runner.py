@@ -187,7 +187,7 @@ def run_method(
     """Run ``tool`` on ``image`` in a child process; write the mask and a JSON record atomically.
 
     Args:
-        tool: a registered tool (see :func:`pumba.bench.registry.available_methods`).
+        tool: a registered tool (a key of :data:`pumba.bench.registry.METHODS`).
         image: the input head image.
         mask_out: where the method writes its binary mask (removed if the run fails).
         record_out: where the JSON record goes.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pumba.bench.record import SCORED_FIELDS
 from pumba.data.manifest import MANIFEST_COLUMNS
 from pumba.grid import check_same_grid
 from pumba.io import InputError, Volume, load_volume
@@ -54,7 +55,6 @@ SUMMARY_COLUMNS = (
     "seconds_mean",
     "peak_rss_mb_max",
 )
-RECORD_KEYS = ("method", "dataset", "subject", "image", "mask", "status", "error", "seconds")
 
 # Reference masks may be stored as probabilities or labels; predictions as any non-zero label.
 REF_THRESHOLD = 0.5
@@ -109,7 +109,7 @@ def read_record(path: str | os.PathLike) -> dict:
         raise InputError(f"{path}: not a readable JSON run record ({exc})") from None
     if not isinstance(record, dict):
         raise InputError(f"{path}: run record is not a JSON object")
-    missing = [k for k in RECORD_KEYS if k not in record]
+    missing = [k for k in SCORED_FIELDS if k not in record]
     if missing:
         raise InputError(f"{path}: run record lacks {', '.join(missing)}")
     if record["status"] not in ("ok", "failed"):
