@@ -57,6 +57,7 @@ from types import ModuleType
 
 import numpy as np
 
+from pumba.baselines.main import finite_float32
 from pumba.io import InputError, Volume
 
 """The distribution whose version goes into run records."""
@@ -200,16 +201,6 @@ def load_template_mask(ants: ModuleType, path: Path):
     return image.new_image_like(filled.astype(np.float32))
 
 
-def _finite(data: np.ndarray) -> np.ndarray:
-    """float32 ``data`` with non-finite voxels set to the finite minimum (0 if none is finite)."""
-    data = np.asarray(data, dtype=np.float32)
-    finite = np.isfinite(data)
-    if finite.all():
-        return data
-    low = float(data[finite].min()) if finite.any() else 0.0
-    return np.where(finite, data, np.float32(low)).astype(np.float32)
-
-
 def ants_mask(volume: Volume, *, transform: str = "SyN", template_mm: int = 1, seed: int = 0) -> np.ndarray:
     """Brain mask (bool, shape (I, J, K), the volume's grid): the MNI152NLin6Asym brain mask registered onto
     the scan by ANTs with ``transform``, seeded with ``seed``.
@@ -225,7 +216,7 @@ def ants_mask(volume: Volume, *, transform: str = "SyN", template_mm: int = 1, s
     ants_seed = check_seed(seed)
     head_path, mask_path = template_files(template_mm)
     ants = import_ants()
-    scan = to_ants_image(ants, _finite(volume.data), volume.affine)
+    scan = to_ants_image(ants, finite_float32(volume.data), volume.affine)
     template = ants.image_read(str(head_path), pixeltype="float")
     template_mask = load_template_mask(ants, mask_path)
     with tempfile.TemporaryDirectory(prefix="pumba-ants-") as tmp, _ants_seed(ants, ants_seed):

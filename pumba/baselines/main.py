@@ -35,3 +35,16 @@ def baseline_main(tool: str, compute: Callable[..., np.ndarray], argv: Sequence[
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def finite_float32(data: np.ndarray) -> np.ndarray:
+    """float32 ``data`` with non-finite voxels set to the finite minimum (0 if none is finite).
+
+    For tools whose intensity steps (bias correction, percentiles, registration metrics) would spread a NaN.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    finite = np.isfinite(data)
+    if finite.all():
+        return data
+    low = float(data[finite].min()) if finite.any() else 0.0
+    return np.where(finite, data, np.float32(low)).astype(np.float32)

