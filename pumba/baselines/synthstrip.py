@@ -135,26 +135,25 @@ def build_synthstrip(
             super().__init__()
             self.levels = nb_levels
             widths = [1]  # the output width of each encoder level, input first
+
+            def level_convs(width_in: int, width: int) -> nn.ModuleList:
+                """One level: ``convs_per_level`` blocks, the first from ``width_in``, all to ``width``."""
+                widths_in = [width_in] + [width] * (convs_per_level - 1)
+                return nn.ModuleList(ConvBlock(w, width) for w in widths_in)
+
             self.encoder = nn.ModuleList()
             prev = 1
             for level in range(nb_levels - 1):
-                convs = nn.ModuleList()
-                for _ in range(convs_per_level):
-                    convs.append(ConvBlock(prev, feats[level]))
-                    prev = feats[level]
-                self.encoder.append(convs)
+                self.encoder.append(level_convs(prev, feats[level]))
+                prev = feats[level]
                 widths.append(prev)
             # decoder: the level widths bottom up; level L's output is upsampled and joined by encoder level
             # nb_levels - 2 - L
             up = feats[::-1]
             self.decoder = nn.ModuleList()
             for level in range(nb_levels - 1):
-                convs = nn.ModuleList()
-                for _ in range(convs_per_level):
-                    convs.append(ConvBlock(prev, up[level]))
-                    prev = up[level]
-                self.decoder.append(convs)
-                prev += widths[nb_levels - 1 - level]
+                self.decoder.append(level_convs(prev, up[level]))
+                prev = up[level] + widths[nb_levels - 1 - level]
             self.remaining = nn.ModuleList()
             for _ in range(convs_per_level):
                 self.remaining.append(ConvBlock(prev, up[-1]))
