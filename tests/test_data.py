@@ -80,6 +80,7 @@ def test_registry_loads_and_maps_github_files() -> None:
         "yerkes19-macaque",
         "allineate-t1-neck",
         "allineate-flair-neck",
+        *PUBLIC_SETS,
     ]
     mouse = reg.get("sherm-mouse")
     assert (mouse.species, mouse.source_kind, mouse.fixes) == (
@@ -126,6 +127,53 @@ def test_workflow_schema_is_the_package_schema() -> None:
 def test_fix_vocabulary_is_the_same_in_schema_and_code() -> None:
     enum = load_schema()["$defs"]["dataset"]["properties"]["fixes"]["items"]["enum"]
     assert sorted(enum) == sorted(FIXES)
+
+
+PUBLIC_SETS = ["synthstrip", "nfbs", "cc359", "ibsr", "prime-de", "camri-rat", "ben-mouse", "upenn-gbm"]
+
+
+def test_converter_vocabulary_is_the_same_in_schema_and_code() -> None:
+    from pumba.data.converters import CONVERTERS
+
+    enum = load_schema()["$defs"]["dataset"]["properties"]["converter"]["enum"]
+    assert sorted(enum) == sorted(CONVERTERS)
+
+
+def test_public_sets_are_collections_with_their_source_kinds_and_facts() -> None:
+    reg = load_registry(REGISTRY)
+    kinds = {ds: reg.get(ds).source for ds in PUBLIC_SETS}
+    assert kinds == {
+        "synthstrip": "url",
+        "nfbs": "s3",
+        "cc359": "manual",
+        "ibsr": "manual",
+        "prime-de": "s3+url",
+        "camri-rat": "openneuro+manual",
+        "ben-mouse": "url",
+        "upenn-gbm": "manual",
+    }
+    for ds_id in PUBLIC_SETS:
+        ds = reg.get(ds_id)
+        assert ds.collection is not None and ds.n_subjects >= 18 and not ds.subjects
+        assert ds.unverified, f"{ds_id}: say what could not be checked offline"
+        assert ds.licence and ds.citation and ds.mask_provenance
+    # every provenance starts with a kind the tables can group by
+    kinds_of_masks = {reg.get(d).mask_provenance.split(":")[0] for d in reg.ids()}
+    assert kinds_of_masks <= {"manual", "semi-automatic", "consensus", "tool-made", "template", "unknown"}
+
+
+def test_collection_and_listed_forms_do_not_mix(tmp_path: Path) -> None:
+    raw = yaml.safe_load(REGISTRY.read_text())
+    raw["datasets"]["nfbs"]["subjects"] = raw["datasets"]["itk-kmeans"]["subjects"]
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=r"mixed.yaml: datasets.nfbs"):
+        load_registry(path)
+    raw = yaml.safe_load(REGISTRY.read_text())
+    del raw["datasets"]["synthstrip"]["fetch"][0]["checksum_file"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=r"datasets.synthstrip.fetch.0"):
+        load_registry(path)
 
 
 def _set(raw: dict, keys: tuple, value) -> None:
@@ -664,21 +712,25 @@ def test_list_reports_availability(tmp_path: Path, capsys) -> None:
     )
     assert args.func(args) == 0
     lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
-    assert lines["id"] == ["id", "species", "modality", "source", "here"]
-    assert lines["sherm-mouse"][1:4] == ["mouse", "T1w", "url"]
+    assert lines["id"] == ["id", "species", "modality", "n", "source", "here"]
+    assert lines["sherm-mouse"][1:5] == ["mouse", "T1w", "1", "url"]
     if MIRROR.is_dir():
-        assert lines["tcga-glioma"][4] == "mirror"
+        assert lines["tcga-glioma"][5] == "mirror"
     # no --reference-masks: the datasets with the team's masks are missing, and the line says why
-    assert lines["allineate-t1-neck"][3:6] == ["url+reference-masks", "missing", "(reference"]
+    assert lines["allineate-t1-neck"][4:7] == ["url+reference-masks", "missing", "(reference"]
     assert "tool-made (HD-BET" in " ".join(lines["allineate-t1-neck"])
     if ITK_DIR.is_dir():
-        assert lines["itk-kmeans"][4] == "installed"
+        assert lines["itk-kmeans"][5] == "installed"
+    # the public sets: their size, source kinds, and what fetching them takes
+    assert lines["synthstrip"][3:] == ["582", "url", "download"]
+    assert lines["camri-rat"][3:] == ["132", "openneuro+manual", "download+manual"]
+    assert lines["upenn-gbm"][3:] == ["671", "manual", "manual"]
     if MIRROR.is_dir() and REFERENCE_MASKS.is_dir():
         refs = ["--registry", str(REGISTRY), "--reference-masks", str(REFERENCE_MASKS)]
         args = parser.parse_args(["data", "list", "--cache", str(tmp_path), "--mirror", str(MIRROR), *refs])
         assert args.func(args) == 0
         lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
-        assert lines["allineate-flair-neck"][1:] == ["human", "FLAIR", "url+reference-masks", "mirror"]
+        assert lines["allineate-flair-neck"][1:] == ["human", "FLAIR", "1", "url+reference-masks", "mirror"]
 
 
 @needs_itk

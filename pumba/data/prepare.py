@@ -29,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pumba.data.collect import FetchOptions, fetch_collection
+from pumba.data.converters import CONVERTERS, SourceScan
 from pumba.data.fetch import FetchError, fetch_file
 from pumba.data.manifest import IMAGE_NAME, MANIFEST_NAME, MASK_NAME, manifest_row, manifest_text
-from pumba.data.registry import Registry, Subject
+from pumba.data.plan import subject_slots
+from pumba.data.registry import Dataset, Registry, Subject
 from pumba.grid import check_same_grid
 from pumba.io import InputError, Volume, load_volume, save_like, write_text_atomic
 
@@ -90,11 +93,12 @@ def storage_dtype(volume: Volume) -> np.dtype:
 
 
 def prepare_subject(
-    image_path: Path, mask_path: Path, subject: Subject, fixes: tuple[str, ...], out_dir: Path
+    image_path: Path, mask_path: Path, mask_threshold: float, fixes: tuple[str, ...], out_dir: Path
 ) -> None:
     """Write ``out_dir``/image.nii.gz and mask.nii.gz for one subject (``out_dir`` must exist).
 
-    Fixes run in the order declared, then the grids are checked and the mask is binarised.
+    Fixes run in the order declared, then the grids are checked and the mask is binarised
+    (``mask > mask_threshold``).
     """
     image = load_volume(image_path)
     mask = load_volume(mask_path)
@@ -105,7 +109,7 @@ def prepare_subject(
     check_same_grid(
         mask, image, hint="if the mask is on the image's voxel grid, declare the fix mask_affine_from_image"
     )
-    binary = binarise_mask(mask, subject.mask_threshold)
+    binary = binarise_mask(mask, mask_threshold)
     dtype = storage_dtype(image)
     save_like(image.data.astype(dtype), image, out_dir / IMAGE_NAME, dtype=dtype)
     save_like(binary, image, out_dir / MASK_NAME, dtype=np.uint8)
@@ -119,8 +123,11 @@ def prepare_dataset(
     mirror: str | os.PathLike | None = None,
     allow_download: bool = True,
     reference_masks: str | os.PathLike | None = None,
+    n_subjects: int | None = None,
 ) -> DatasetStatus:
     """Fetch and prepare every subject of ``dataset_id`` into ``out_dir/<dataset_id>/``.
+
+    ``n_subjects`` takes the first N subjects in registry order (a quick look); None takes all.
 
     ``cache_dir``, ``mirror``, ``allow_download`` and ``reference_masks`` (the directory of the
     benchmark's own, undistributed masks) say where files may come from (:func:`fetch_file`).
@@ -133,12 +140,15 @@ def prepare_dataset(
             grid not matching the image after fixes, empty mask). Nothing is left half-written.
     """
     dataset = registry.get(dataset_id)
+    if dataset.collection is not None:
+        raise InputError(f"{dataset.id} is a collection: prepare it with prepare_collection")
     out_dir = Path(out_dir)
     final = out_dir / dataset.id
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
+    chosen = list(dataset.subjects.items())[: n_subjects or None]
     try:
-        for subj_id, s in dataset.subjects.items():
+        for subj_id, s in chosen:
             try:
                 files[subj_id] = (
                     fetch_file(s.image, cache_dir, mirror, allow_download, reference_masks=reference_masks),
@@ -160,8 +170,9 @@ def prepare_dataset(
         for subj_id, (image_path, mask_path) in files.items():
             (staging / subj_id).mkdir()
             try:
+                subject: Subject = dataset.subjects[subj_id]
                 prepare_subject(
-                    image_path, mask_path, dataset.subjects[subj_id], dataset.fixes, staging / subj_id
+                    image_path, mask_path, subject.mask_threshold, dataset.fixes, staging / subj_id
                 )
             except InputError as exc:
                 raise InputError(f"dataset {dataset.id}, subject {subj_id}: {exc}") from None
@@ -174,6 +185,86 @@ def prepare_dataset(
         if staging.exists():
             shutil.rmtree(staging)
     return status
+
+
+def prepare_collection(
+    registry: Registry,
+    dataset_id: str,
+    out_dir: str | os.PathLike,
+    options: FetchOptions,
+    n_subjects: int | None = None,
+) -> DatasetStatus:
+    """Fetch a collection dataset, convert it from its publisher's layout, prepare its subjects.
+
+    The converter's scans, sorted by the publisher's id, become the subjects ``s0001``, ``s0002``,
+    ... (:func:`pumba.data.plan.subject_slots`: the workflow knows them before anything is
+    fetched); the manifest's ``source_id`` column keeps the publisher's id. ``n_subjects`` takes the
+    first N (a quick look); None takes as many as the registry says the publisher distributes.
+
+    A dataset that cannot be had (no network, the manual copy missing, a failed download) yields
+    an empty manifest and an unavailable status, as :func:`prepare_dataset` does.
+
+    Raises:
+        InputError: unknown dataset, a dataset that lists its subjects, fewer scans found than
+            asked for (the registry's count is checked), a broken scan (naming dataset, scan, file).
+    """
+    dataset = registry.get(dataset_id)
+    if dataset.collection is None:
+        raise InputError(f"{dataset.id} lists its subjects: prepare it with prepare_dataset")
+    wanted = dataset.n_subjects if n_subjects is None else min(n_subjects, dataset.n_subjects)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        roots = fetch_collection(dataset, options)
+    except InputError as exc:
+        log.warning("%s: dataset unavailable: %s", dataset.id, exc)
+        status = DatasetStatus(dataset.id, available=False, reason=str(exc), n_subjects=0)
+        _write_prepared(out_dir / dataset.id, dataset, [], status)
+        return status
+    scans = CONVERTERS[dataset.collection.converter](roots)
+    if len(scans) != dataset.n_subjects:
+        log.warning(
+            "%s: the registry says the publisher distributes %d subjects; found %d",
+            dataset.id,
+            dataset.n_subjects,
+            len(scans),
+        )
+    if len(scans) < wanted:
+        raise InputError(
+            f"{dataset.id}: {wanted} subject(s) asked for, {len(scans)} found in "
+            f"{', '.join(str(r) for r in roots.values())} (the registry's n_subjects is "
+            f"{dataset.n_subjects}; set the workflow's subjects.{dataset.id} to at most {len(scans)})"
+        )
+    chosen = list(zip(subject_slots(wanted), scans[:wanted], strict=True))
+    status = DatasetStatus(dataset.id, available=True, reason=None, n_subjects=wanted)
+    _write_prepared(out_dir / dataset.id, dataset, chosen, status)
+    return status
+
+
+def _write_prepared(
+    final: Path, dataset: Dataset, chosen: list[tuple[str, SourceScan]], status: DatasetStatus
+) -> None:
+    """Prepare ``chosen`` (slot, scan) into a staging directory, then rename it to ``final``."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{dataset.id}.", suffix=".tmp", dir=final.parent))
+    try:
+        staging.chmod(0o755)
+        rows = []
+        for slot, scan in chosen:
+            (staging / slot).mkdir()
+            try:
+                prepare_subject(scan.image, scan.mask, scan.mask_threshold, dataset.fixes, staging / slot)
+            except InputError as exc:
+                raise InputError(f"dataset {dataset.id}, scan {scan.source_id}: {exc}") from None
+            rows.append(
+                manifest_row(dataset, slot, final / slot, scan.source_id, scan.modality, scan.pathology)
+            )
+            log.info("%s/%s (%s): prepared", dataset.id, slot, scan.source_id)
+        write_text_atomic(staging / MANIFEST_NAME, manifest_text(rows))
+        write_text_atomic(staging / "status.json", status.to_json())
+        _replace_dir(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def _replace_dir(new: Path, final: Path) -> None:

@@ -1,6 +1,9 @@
 """The dataset registry (config/datasets.yaml): loading, schema validation and typed records.
 
-A dataset's files are described by a *file spec*, one dataclass per way of getting a file:
+A dataset either lists its subjects, each an image and a mask, or is a *collection*: parts fetched as
+a whole (archives over HTTPS, S3 objects, an OpenNeuro snapshot, a copy the user downloaded by
+hand) and a converter (:mod:`pumba.data.converters`) that finds the subjects in the publisher's
+layout. A listed dataset's files are described by a *file spec*, one dataclass per way of getting a file:
 :class:`PackageFile` and :class:`AbsoluteFile` (source kind ``embedded``: installed packages) and
 :class:`UrlFile` (source kind ``url``: downloaded, checked against a sha256). A new source kind adds
 a branch to the schema, a parser to ``_FILE_PARSERS`` here and a resolver in
@@ -109,6 +112,129 @@ FileSpec = PackageFile | AbsoluteFile | UrlFile | ReferenceMaskFile
 
 
 @dataclass(frozen=True)
+class UrlPart:
+    """A file of a collection fetched over HTTP(S): an archive (unpacked) or a single file.
+
+    Attributes:
+        name: the part's name (its directory's name for the converter).
+        url: where to download it from.
+        size: expected size in bytes, or None where the publisher does not say.
+        sha256: a pinned sha256, or None.
+        md5: the publisher's md5 (Zenodo publishes one per file), or None.
+        checksum_file: the URL of the publisher's checksum file, or None.
+        checksum_format: ``shasum`` (``<hex>  <name>`` lines, as ``shasum -c`` reads) or
+            ``zenodo`` (a Zenodo record's JSON, whose ``files`` carry ``md5:<hex>`` checksums).
+        checksum_algorithm: a ``shasum`` file's algorithm, ``sha256`` or ``md5``.
+        no_checksum: why the file has no checksum to check (the publisher gives none); the
+            digest of what was downloaded is recorded in the cache.
+        unpack: unpack the file (tar, tar.gz, tgz, zip) rather than keep it as it is.
+    """
+
+    name: str
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    checksum_file: str | None = None
+    checksum_format: str = "shasum"
+    checksum_algorithm: str = "sha256"
+    no_checksum: str | None = None
+    unpack: bool = True
+
+    kind = "url"
+
+
+@dataclass(frozen=True)
+class S3Part:
+    """Objects of a public S3 bucket, read anonymously over HTTPS (path-style URLs).
+
+    Either one object (``key``) or every object under ``prefix`` whose path below the prefix
+    matches one of ``include`` (shell patterns). An object's S3 ETag, where it is a plain md5 (a
+    single-part upload), is checked; ``sha256`` pins a single object's digest where known.
+
+    Attributes:
+        name: the part's name.
+        bucket: the bucket, e.g. ``fcp-indi``.
+        key: one object's key, or None.
+        prefix: a key prefix ending in '/', or None.
+        include: patterns on the path below ``prefix`` (every object when empty).
+        size: a single object's size in bytes, or None.
+        sha256: a single object's sha256, or None.
+        unpack: unpack a single archive object.
+    """
+
+    name: str
+    bucket: str
+    key: str | None = None
+    prefix: str | None = None
+    include: tuple[str, ...] = ()
+    size: int | None = None
+    sha256: str | None = None
+    unpack: bool = True
+
+    kind = "s3"
+
+
+@dataclass(frozen=True)
+class OpenNeuroPart:
+    """A tagged snapshot of an OpenNeuro dataset, read from OpenNeuro's public S3 bucket.
+
+    The bucket holds a dataset's latest snapshot; the first entry of its CHANGES file must be
+    ``version``, or the fetch fails (the registry pins what was checked).
+
+    Attributes:
+        name: the part's name.
+        dataset: the accession number, e.g. ``ds002870``.
+        version: the snapshot's tag, e.g. ``1.0.0``.
+        include: patterns on paths inside the dataset (every file when empty).
+    """
+
+    name: str
+    dataset: str
+    version: str
+    include: tuple[str, ...] = ()
+
+    kind = "openneuro"
+
+
+@dataclass(frozen=True)
+class ManualPart:
+    """Data the user downloads by hand (a registration form, a licence to accept, Aspera).
+
+    The path of the copy, a directory in the publisher's layout or its archive, is the value of
+    the workflow's ``manual_data`` config key for the dataset (``pumba data --manual PATH``).
+
+    Attributes:
+        name: the part's name.
+        instructions: what to download and from where (printed when the path is missing).
+    """
+
+    name: str
+    instructions: str
+
+    kind = "manual"
+
+
+Part = UrlPart | S3Part | OpenNeuroPart | ManualPart
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A dataset fetched as a whole (archives, buckets) and converted from its publisher's layout.
+
+    Attributes:
+        parts: what to fetch, in order.
+        converter: the name of the function in :mod:`pumba.data.converters` that finds the
+            subjects' images and masks in the fetched parts.
+        n_subjects: the number of subjects the publisher distributes (the converter must find them).
+    """
+
+    parts: tuple[Part, ...]
+    converter: str
+    n_subjects: int
+
+
+@dataclass(frozen=True)
 class Subject:
     """One subject: an image and its brain mask; the mask is ``value > mask_threshold``."""
 
@@ -130,14 +256,22 @@ class Dataset:
     licence: str
     citation: str
     source_kind: str
-    subjects: dict[str, Subject]
+    mask_provenance: str
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    collection: Collection | None = None
     install: str | None = None
     notes: tuple[str, ...] = ()
     fixes: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = ()
 
     def files(self) -> list[FileSpec]:
-        """Every file of every subject, images first per subject, in registry order."""
+        """Every file of every listed subject, images first per subject, in registry order."""
         return [f for s in self.subjects.values() for f in (s.image, s.mask)]
+
+    @property
+    def n_subjects(self) -> int:
+        """How many subjects the dataset has: listed, or as the publisher distributes them."""
+        return self.collection.n_subjects if self.collection else len(self.subjects)
 
     @property
     def source(self) -> str:
@@ -223,6 +357,24 @@ def load_registry(path: str | os.PathLike) -> Registry:
 
 
 def _parse_dataset(ds_id: str, entry: dict) -> Dataset:
+    common = {
+        "id": ds_id,
+        "description": entry["description"],
+        "species": entry["species"],
+        "modality": entry["modality"],
+        "pathology": entry["pathology"],
+        "licence": entry["licence"],
+        "citation": entry["citation"],
+        "mask_provenance": entry["mask_provenance"],
+        "notes": tuple(entry.get("notes", ())),
+        "fixes": tuple(entry.get("fixes", ())),
+        "unverified": tuple(entry.get("unverified", ())),
+    }
+    if "fetch" in entry:
+        parts = tuple(_parse_part(p) for p in entry["fetch"])
+        kinds = dict.fromkeys(p.kind for p in parts)
+        collection = Collection(parts, entry["converter"], int(entry["n_subjects"]))
+        return Dataset(source_kind="+".join(kinds), collection=collection, **common)
     source = entry["source"]
     kind = source["kind"]
     parse_file = _FILE_PARSERS[kind]
@@ -235,20 +387,40 @@ def _parse_dataset(ds_id: str, entry: dict) -> Dataset:
         )
         for subj_id, s in entry["subjects"].items()
     }
-    return Dataset(
-        id=ds_id,
-        description=entry["description"],
-        species=entry["species"],
-        modality=entry["modality"],
-        pathology=entry["pathology"],
-        licence=entry["licence"],
-        citation=entry["citation"],
-        source_kind=kind,
-        subjects=subjects,
-        install=source.get("install"),
-        notes=tuple(entry.get("notes", ())),
-        fixes=tuple(entry.get("fixes", ())),
-    )
+    return Dataset(source_kind=kind, subjects=subjects, install=source.get("install"), **common)
+
+
+def _parse_part(spec: dict) -> Part:
+    """One item of a collection's ``fetch`` list (the schema has checked its keys)."""
+    kind = spec["kind"]
+    if kind == "url":
+        checksum_file = spec.get("checksum_file") or {}
+        return UrlPart(
+            name=spec["name"],
+            url=spec["url"],
+            size=spec.get("size"),
+            sha256=spec.get("sha256"),
+            md5=spec.get("md5"),
+            checksum_file=checksum_file.get("url"),
+            checksum_format=checksum_file.get("format", "shasum"),
+            checksum_algorithm=checksum_file.get("algorithm", "sha256"),
+            no_checksum=spec.get("no_checksum"),
+            unpack=spec.get("unpack", True),
+        )
+    if kind == "s3":
+        return S3Part(
+            name=spec["name"],
+            bucket=spec["bucket"],
+            key=spec.get("key"),
+            prefix=spec.get("prefix"),
+            include=tuple(spec.get("include", ())),
+            size=spec.get("size"),
+            sha256=spec.get("sha256"),
+            unpack=spec.get("unpack", True),
+        )
+    if kind == "openneuro":
+        return OpenNeuroPart(spec["name"], spec["dataset"], spec["version"], tuple(spec.get("include", ())))
+    return ManualPart(spec["name"], spec["instructions"])
 
 
 def _parse_embedded_file(spec: dict, source: dict) -> FileSpec:
