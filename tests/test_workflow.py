@@ -64,6 +64,67 @@ def test_the_default_dag_is_static_one_strip_job_per_method_and_subject(tmp_path
     assert {"train", "method_table", "figure_cost", "summarise"} <= set(counts)
 
 
+PUBLIC_SETS = ["synthstrip", "nfbs", "cc359", "ibsr", "prime-de", "camri-rat", "ben-mouse", "upenn-gbm"]
+
+
+def test_the_paper_dag_fetches_converts_strips_and_evaluates_every_public_set(tmp_path):
+    """config/paper.yaml: every public set, 2 subjects each (config subjects), the hand-downloaded ones
+    pointed at folders (config manual_data): fetch -> prepare -> strip (every method) -> evaluate."""
+    manual = {}
+    for dataset in ("cc359", "upenn-gbm", "camri-rat"):
+        (tmp_path / dataset).mkdir()
+        manual[dataset] = str(tmp_path / dataset)
+    (tmp_path / "ibsr.tgz").write_bytes(b"")
+    manual["ibsr"] = str(tmp_path / "ibsr.tgz")
+    layered = tmp_path / "quick-look.yaml"
+    layered.write_text(yaml.safe_dump({"manual_data": manual, "subjects": dict.fromkeys(PUBLIC_SETS, 2)}))
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert set(PUBLIC_SETS) <= set(paper["datasets"])
+    res = snakemake(
+        "-n",
+        "--cores",
+        "2",
+        "--configfile",
+        *(str(REPO / "config" / name) for name in ("config.yaml", "paper.yaml")),
+        str(layered),
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", res.stdout, flags=re.M)
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    for rule, wildcards in jobs:
+        by_rule.setdefault(rule, []).append(dict(w.split("=", 1) for w in wildcards.split(", ")))
+    methods = {
+        n
+        for n, spec in {
+            **yaml.safe_load((REPO / "config" / "config.yaml").read_text())["methods"],
+            **paper["methods"],
+        }.items()
+        if spec and spec.get("weights", "x")
+    }
+    for dataset in PUBLIC_SETS:
+        assert {"dataset": dataset} in by_rule["fetch_dataset"]
+        assert {"dataset": dataset} in by_rule["prepare_dataset"]
+        strips = {(w["method"], w["subject"]) for w in by_rule["strip"] if w["dataset"] == dataset}
+        assert strips == {(m, s) for m in methods for s in ("s0001", "s0002")}, dataset
+    assert {w["method"] for w in by_rule["evaluate"]} == methods
+    assert "pumba data prepare --dataset nfbs" in res.stdout and "--subjects 2" in res.stdout
+    assert f"--manual {manual['cc359']}" in res.stdout
+
+
+def test_a_manual_dataset_without_its_copy_is_skipped_with_the_instructions(tmp_path):
+    layered = tmp_path / "cc.yaml"
+    layered.write_text(yaml.safe_dump({"datasets": ["itk-kmeans", "cc359"]}))
+    res = snakemake("-n", "--cores", "2", "--configfile", str(TINY), str(layered), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (
+        "dataset cc359 skipped: cc359: download it by hand and set manual_data.cc359"
+        in res.stdout + res.stderr
+    )
+    assert "Silver-standard-machine-learning.zip" in res.stdout + res.stderr
+    assert "dataset=cc359, method" not in res.stdout
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
@@ -81,19 +142,29 @@ def test_a_config_method_is_checked_against_the_registry(tmp_path, entry, messag
     assert message in res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("target", ["release", "ablation"])
+@pytest.mark.parametrize("target", ["release", "ablation", "seeds"])
 def test_dry_run_of_the_release_and_ablation_targets(tmp_path, target):
     config = str(REPO / "config" / "config.yaml")
     res = snakemake("-n", "--cores", "2", target, "--configfile", config, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
-    expected = {"release": ["train", "export_release", "release_scores"], "ablation": ["train_arm"]}[target]
+    expected = {
+        "release": ["train", "export_release", "release_scores"],
+        "ablation": ["train_arm", "ablation_inference_scores", "table_ablation"],
+        "seeds": ["seed_config", "train_seed", "seed_scores", "table_seeds"],
+    }[target]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, flags=re.M))
     for rule in expected:
-        assert rule in res.stdout
+        assert rule in counts, rule
+    if target == "seeds":  # one training per seed of config seed_spread, none of the default run's
+        seeds = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["seed_spread"]["seeds"]
+        assert int(counts["train_seed"]) == len(seeds) >= 3 and "strip" not in counts
+    if target == "ablation":
+        assert int(counts["ablation_inference_scores"]) == 3
 
 
 @pytest.mark.slow
-def test_tiny_dag_end_to_end(tmp_path):
-    res = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+def test_tiny_dag_end_to_end(tiny_run):
+    tmp_path, res, rep = tiny_run
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     summary = pd.read_csv(tmp_path / "results" / "tables" / "summary.csv")
     datasets = pd.read_csv(tmp_path / "results" / "tables" / "datasets.csv")
@@ -120,10 +191,16 @@ def test_tiny_dag_end_to_end(tmp_path):
     per_subject = pd.read_csv(tmp_path / "results" / "tables" / "per_subject.csv")
     failed = per_subject[per_subject["status"] == "failed"]
     assert failed["error"].notna().all()  # a failure is recorded with its reason, not dropped
-    rep = snakemake("--report", "results/report.html", "--configfile", str(TINY), cwd=tmp_path)
     assert rep.returncode == 0, rep.stdout[-4000:] + rep.stderr[-4000:]
     html = (tmp_path / "results" / "report.html").read_text(errors="replace")
     assert len(html) > 10_000 and "summary" in html
+    for table in ("table1_datasets", "table2_accuracy", "runtime"):
+        for suffix in (".csv", ".md", ".tex"):
+            assert (tmp_path / "results" / "tables" / f"{table}{suffix}").stat().st_size > 100
+    table2 = pd.read_csv(tmp_path / "results" / "tables" / "table2_accuracy.csv")
+    assert set(table2.loc[table2["method"] != "pumba", "dice_test"]) == {"n too small"}  # one subject each
+    for figure in ("synth_steps", "release_switches", "qualitative", "strata"):
+        assert (tmp_path / "results" / "figures" / f"{figure}.png").stat().st_size > 20_000
 
 
 @pytest.mark.slow

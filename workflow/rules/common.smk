@@ -28,6 +28,10 @@ REFERENCE_MASKS = (
 )
 DATASETS = list(config["datasets"])
 # Every requested dataset with its subjects, or why it cannot be had here (known now: a static DAG).
+# Per-dataset subsets (config subjects; --config passes the numbers as strings).
+SUBSETS = {ds: int(n) for ds, n in config["subjects"].items()}
+# The user's copies of the datasets downloaded by hand (config manual_data), by dataset id.
+MANUAL_DATA = {ds: repo_path(path) for ds, path in config["manual_data"].items()}
 DATASET_PLANS = plan_datasets(
     load_registry(REGISTRY),
     DATASETS,
@@ -35,11 +39,26 @@ DATASET_PLANS = plan_datasets(
     MIRROR if MIRROR and os.path.isdir(MIRROR) else None,
     REFERENCE_MASKS or None,
     config["download"],
+    manual_data=MANUAL_DATA,
+    subjects=SUBSETS,
 )
 for _plan in DATASET_PLANS.values():
     if not _plan.available:
         logger.warning(f"dataset {_plan.id} skipped: {_plan.reason}")
 SUBJECTS = [(p.id, s) for p in DATASET_PLANS.values() for s in p.subjects]
+
+
+def source_flags(dataset):
+    """The `pumba data fetch|prepare` flags that say where a dataset's files may come from."""
+    flags = ["--registry", REGISTRY, "--cache", config["cache"]]
+    flags += ["--s3-endpoint", config["s3_endpoint"]]
+    if MIRROR:
+        flags += ["--mirror", MIRROR]
+    if REFERENCE_MASKS:
+        flags += ["--reference-masks", REFERENCE_MASKS]
+    if dataset in MANUAL_DATA:
+        flags += ["--manual", MANUAL_DATA[dataset]]
+    return shlex.join(flags)
 
 
 def _entry(name, spec):
