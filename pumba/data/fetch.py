@@ -13,16 +13,14 @@ copied into the cache.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import importlib.util
 import logging
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
+from pumba.data.download import Checksum, DownloadError, download, file_digest
 from pumba.data.registry import AbsoluteFile, FileSpec, PackageFile, ReferenceMaskFile, UrlFile
 from pumba.io import InputError
 
@@ -49,8 +47,9 @@ def fetch_file(
     installed them and are not copied. A :class:`ReferenceMaskFile` is read in place from the
     ``reference_masks`` directory and checked against its sha256. A :class:`UrlFile` is looked for,
     in order, in the cache (checked against its sha256; a corrupt copy is discarded), in ``mirror``
-    (copied into the cache and checked), and on the network (downloaded with urllib, ``timeout_s``
-    seconds per socket operation, checked) unless ``allow_download`` is false.
+    (copied into the cache and checked), and on the network (:func:`pumba.data.download.download`:
+    resumed, retried, ``timeout_s`` seconds without a byte is a stall, checked) unless
+    ``allow_download`` is false.
 
     Raises:
         FetchError: one line naming the file and the reason (package not installed, not found, no
@@ -129,11 +128,7 @@ def locate(
 
 def sha256_of(path: str | os.PathLike) -> str:
     """Lower-case hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _package_file(spec: PackageFile) -> Path:
@@ -172,17 +167,10 @@ def _url_file(
     if not allow_download:
         looked = f"the cache {cache_dir}" + (f" or the mirror {mirror}" if mirror else "")
         raise FetchError(f"{spec.url}: not in {looked}, and downloads are off")
-    request = urllib.request.Request(spec.url, headers={"User-Agent": "pumba-bench"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as stream:
-            _store_verified(stream, spec.url, spec, cache_dir, target)
-    except urllib.error.HTTPError as exc:
-        raise FetchError(f"{spec.url}: download failed: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FetchError(f"{spec.url}: download failed (no network?): {exc.reason}") from None
-    except (OSError, http.client.HTTPException) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FetchError(f"{spec.url}: download failed: {reason}") from None
+        download(spec.url, target, Checksum("sha256", spec.sha256), timeout_s=timeout_s, progress=False)
+    except DownloadError as exc:
+        raise FetchError(str(exc)) from None
     return target
 
 
