@@ -755,3 +755,22 @@ def test_missing_mirror_file_names_dataset_and_subject(tmp_path: Path) -> None:
     )
     assert not status.available
     assert status.reason.startswith("dataset sherm-mouse, subject mouse_t1_1: ")
+
+
+def test_dataset_table_joins_status_and_registry(tmp_path: Path) -> None:
+    from pumba.data.status import COLUMNS, dataset_table
+
+    ok, missing = tmp_path / "ok.json", tmp_path / "missing.json"
+    ok.write_text(json.dumps({"dataset": "colin27", "available": True, "reason": None, "n_subjects": 1}))
+    why = "cc359: download it by hand and set manual_data.cc359"
+    missing.write_text(json.dumps({"dataset": "cc359", "available": False, "reason": why, "n_subjects": 0}))
+    table = dataset_table(load_registry(REGISTRY), [ok, missing]).set_index("dataset")
+    assert list(table.reset_index().columns) == list(COLUMNS)
+    assert table.loc["colin27", "mask_provenance"] == "tool-made: FSL BET (ch2bet)"
+    assert table.loc["cc359", "mask_provenance"].startswith("consensus: silver standard")
+    assert (table.loc["cc359", "available"], table.loc["cc359", "reason"]) == (False, why)
+    assert table.loc["cc359", "source"] == "manual"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(InputError, match="bad.json: unreadable dataset status"):
+        dataset_table(load_registry(REGISTRY), [bad])
