@@ -24,6 +24,7 @@ STAGES = (
     "pumba.bench.cli",
     "pumba.metrics.cli",
     "pumba.figures.cli",
+    "pumba.report.cli",
 )
 
 

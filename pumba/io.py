@@ -548,3 +548,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (temp file + rename)."""
     with atomic_output(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Lower-case hex digest of a file's bytes (``sha256``, ``md5`` or any :mod:`hashlib` name)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).hexdigest()

@@ -8,6 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from pumba.data.manifest import MANIFEST_COLUMNS
+
 ITK_DIR = Path("/usr/share/doc/insighttoolkit5-examples/examples/Data")
 ITK_IMAGE = ITK_DIR / "KmeansTest_T1UCharRaw.nii.gz"
 ITK_MASK = ITK_DIR / "KmeansTest_T1RawSkullStrip.nii.gz"
@@ -59,7 +61,36 @@ def itk_manifest(directory: Path, image: Path, mask: Path) -> Path:
     """A one-scan dataset manifest (``pumba data prepare``'s columns) for the ITK head, in ``directory``."""
     manifest = directory / "manifest.tsv"
     manifest.write_text(
-        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\n"
-        f"itk\ts1\t{image}\t{mask}\thuman\tT1w\tnone\n"
+        "\t".join(MANIFEST_COLUMNS) + "\n" + f"itk\ts1\t{image}\t{mask}\thuman\tT1w\tnone\ts1\n"
     )
     return manifest
+
+
+TINY_CONFIG = REPO / ".test" / "config" / "config.yaml"
+
+
+def run_snakemake(*args: str, cwd: Path, timeout: int = 1500):
+    """``python -m snakemake`` on the repository's workflow in ``cwd`` (the venv's bin first on PATH)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
+    cmd += ["--directory", str(cwd), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The real DAG run once on the tiny config (.test/config/config.yaml) and its report built.
+
+    Returns (the run's directory, the run's CompletedProcess, the report's CompletedProcess); shared by the
+    end-to-end test and the browser test so the DAG runs once per session.
+    """
+    cwd = tmp_path_factory.mktemp("tiny_run")
+    run = run_snakemake("--cores", "2", "--configfile", str(TINY_CONFIG), cwd=cwd)
+    report = None
+    if run.returncode == 0:
+        report = run_snakemake("--report", "results/report.html", "--configfile", str(TINY_CONFIG), cwd=cwd)
+    return cwd, run, report

@@ -25,11 +25,12 @@ import yaml
 from conftest import head_phantom
 
 from pumba.data import cli as data_cli
-from pumba.data.fetch import FetchError, fetch_file, sha256_of
+from pumba.data.fetch import FetchError, fetch_file
 from pumba.data.manifest import MANIFEST_COLUMNS
 from pumba.data.prepare import FIXES, binarise_mask, prepare_dataset, storage_dtype
 from pumba.data.registry import ReferenceMaskFile, UrlFile, load_registry, load_schema
 from pumba.io import InputError, load_volume
+from pumba.io import file_digest as sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "config" / "datasets.yaml"
@@ -772,5 +773,5 @@ def test_dataset_table_joins_status_and_registry(tmp_path: Path) -> None:
     assert table.loc["cc359", "source"] == "manual"
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(InputError, match="bad.json: unreadable dataset status"):
+    with pytest.raises(InputError, match=r"bad\.json: unreadable dataset status"):
         dataset_table(load_registry(REGISTRY), [bad])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import struct
 from pathlib import Path
 
@@ -345,7 +346,7 @@ def test_overlay_montage_writes_png(mouse_like):
     out = mouse_like["dir"] / "montage.png"
     overlay_montage(mouse_like["image"], {"good": mouse_like["good"]}, mouse_like["reference"], out, "t")
     width, height = png_size(out)
-    assert 1000 < width < 2500 and 400 < height < 1500
+    assert 1000 < width < 2500 and 400 < height < 2500  # two rows: the reference, then the method
     assert out.stat().st_size > 20_000
 
 
@@ -419,7 +420,7 @@ def test_synth_gallery_writes_png(tmp_path):
     out = tmp_path / "gallery.png"
     synth_gallery(pairs, out)
     width, height = png_size(out)
-    assert 1000 < width < 2500 and 400 < height < 1500
+    assert 1000 < width < 2500 and 400 < height < 2500  # two rows: the reference, then the method
 
 
 def test_synth_gallery_rejects_bad_labels(tmp_path):
@@ -617,3 +618,101 @@ def test_cli_errors(tmp_path):
             ]
         )
     assert not (tmp_path / "o.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's figures: palette, Figure 1 (synthesis steps), Figure 2 (qualitative), Figure 3b (strata)
+
+
+def test_palette_fixes_colour_by_config_position():
+    from pumba.figures.palette import method_order, method_palette
+
+    configured = ["a", "b", "c", "d"]
+    full = method_palette(["a", "b", "c", "d"], configured)
+    partial = method_palette(["d", "b"], configured)  # 'a' and 'c' missing: 'b' and 'd' keep their colours
+    assert partial == {"b": full["b"], "d": full["d"]}
+    assert method_order(["x", "d", "b"], configured) == ["b", "d", "x"]
+    assert len(set(method_palette([f"m{i}" for i in range(12)]).values())) == 12
+
+
+def test_synth_steps_final_stage_is_the_generators_output():
+    import torch
+
+    from pumba.figures.synth_steps import STEPS, synth_stages, synth_steps_figure
+    from pumba.synth.generator import SynthConfig, generate, sample_seed
+
+    config = SynthConfig(size=32)
+    seed = sample_seed(0, 1)
+    stages = synth_stages(config, seed)
+    image, mask = generate([seed], config)
+    assert np.array_equal(stages.final, np.take(image[0, 0].numpy(), 16, axis=1))
+    from pumba.synth.labels import make_target
+
+    assert np.array_equal(stages.target, np.take(make_target(mask)[0].numpy(), 16, axis=1))
+    assert set(np.unique(stages.tissue)) >= {0, 1, 3}  # background, skull shell and brain are all drawn
+    assert not np.array_equal(stages.noisy, stages.warped)  # the deformation moved something
+    assert torch.get_num_threads() >= 1
+    fig = synth_steps_figure(config, 0, n=1)
+    assert [a.get_title() for a in fig.axes[: len(STEPS)]] == list(STEPS)
+    with pytest.raises(InputError, match="1 to 6"):
+        synth_steps_figure(config, 0, n=0)
+
+
+def test_qualitative_failed_panel_and_disagreement_slice(mouse_like, tmp_path):
+    from pumba.figures.qualitative import Case, disagreement_slice, load_case, qualitative, qualitative_figure
+
+    shape = (48, 40, 12)
+    leak = np.zeros(shape, np.uint8)
+    leak[:, :, :] = nib.load(mouse_like["reference"]).get_fdata() > 0
+    leak[:, :, 10:] = 1  # a leak in the top slices only
+    leaky = write_nifti(tmp_path / "leak.nii.gz", leak, np.diag([0.125, 0.125, 0.75, 1.0]))
+    case = Case("mouse", mouse_like["image"], mouse_like["reference"], {"leaky": leaky, "broken": None})
+    view, _ = disagreement_slice(load_case(case))
+    assert view.name == "axial"  # the leak fills whole axial slices
+    fig = qualitative_figure([case], ["leaky", "broken"])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("failed" in t for t in texts)
+    out = tmp_path / "q.png"
+    qualitative([case], out, ["leaky", "broken"])
+    assert png_size(out)[0] > 400
+
+
+def test_strata_differences_count_failures_as_zero():
+    from pumba.figures.strata import strata_figure, stratum_differences
+
+    per = pd.DataFrame(
+        {
+            "method": ["ours", "m", "ours", "m"],
+            "dataset": ["d1", "d1", "d2", "d2"],
+            "subject": ["s", "s", "t", "t"],
+            "species": ["human", "human", "mouse", "mouse"],
+            "status": ["ok", "ok", "ok", "failed"],
+            "dice": [0.9, 0.95, 0.8, math.nan],
+        }
+    )
+    strata = pd.DataFrame(
+        {
+            "dataset": ["d1", "d2"],
+            "subject": ["s", "t"],
+            "modality": ["T1w", "T1w"],
+            "pathology": ["none", "glioma"],
+        }
+    )
+    diffs = stratum_differences(per, strata, "ours").set_index(["stratum", "value"])
+    assert diffs.loc[("species", "human"), "median_diff"] == pytest.approx(0.05)
+    assert diffs.loc[("species", "mouse"), "median_diff"] == pytest.approx(-0.8)
+    assert diffs.loc[("species", "mouse"), "n_failed"] == 1
+    assert diffs.loc[("contrast", "T1w"), "n"] == 2
+    fig = strata_figure(diffs.reset_index(), "ours")
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert {"species", "contrast", "pathology"} <= set(labels)
+
+
+def test_montage_one_row_per_method(mouse_like):
+    fig = montage_figure(
+        mouse_like["image"], {"good": mouse_like["good"], "broken": None}, mouse_like["reference"]
+    )
+    panels = [a for a in fig.axes if a.images]
+    assert len(panels) == 9  # reference, good, broken: three views each
+    texts = [t.get_text() for a in panels for t in a.texts]
+    assert "failed: no mask" in texts

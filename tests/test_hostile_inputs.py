@@ -198,9 +198,9 @@ def test_an_empty_mask_is_refused(tmp_path, capsys, monkeypatch):
     import pumba.infer.strip as strip_module
 
     def nothing_found(volume, *args, **kwargs):
-        return np.zeros(volume.data.shape, bool), "resize"
+        return strip_module.Prediction(np.zeros(volume.data.shape, bool), "resize")
 
-    monkeypatch.setattr(strip_module, "brain_mask", nothing_found)
+    monkeypatch.setattr(strip_module, "predict_brain", nothing_found)
     shape, zooms = (64, 72, 56), (4.0, 4.0, 4.0)
     image = write(tmp_path / "head.nii.gz", gap_head(shape, zooms), ras_affine(shape, zooms), np.float32)
     mask = tmp_path / "m.nii.gz"

@@ -206,9 +206,9 @@ def test_evaluate_and_summarise_cli(tmp_path):
     ref_b = _write_mask(tmp_path / "b_ref.nii.gz", _cube(4, 16))
     manifest = tmp_path / "m.tsv"
     manifest.write_text(
-        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\n"
-        f"ds\t001\t{ref_a}\t{ref_a}\thuman\tT1w\tnone\n"
-        f"ds\t002\t{ref_b}\t{ref_b}\thuman\tT1w\tnone\n"
+        "dataset\tsubject\timage\tmask\tspecies\tmodality\tpathology\tsource_id\n"
+        f"ds\t001\t{ref_a}\t{ref_a}\thuman\tT1w\tnone\t001\n"
+        f"ds\t002\t{ref_b}\t{ref_b}\thuman\tT1w\tnone\t002\n"
     )
     pred_ok = _write_mask(tmp_path / "p1.nii.gz", _cube(5, 15))
     pred_bad_grid = _write_mask(tmp_path / "p2.nii.gz", _cube(4, 16, shape=(20, 20, 21)))
@@ -228,6 +228,7 @@ def test_evaluate_and_summarise_cli(tmp_path):
                     "seconds": 2.5,
                     "peak_rss_mb": 123.0,
                     "returncode": 0 if status == "ok" else -11,
+                    "qc": {"score": 0.42, "flag": True} if name == "r1" else None,
                 }
             )
         )
@@ -244,6 +245,7 @@ def test_evaluate_and_summarise_cli(tmp_path):
     assert list(table.columns) == list(PER_SUBJECT_COLUMNS)
     r1, r2, r3 = (table.iloc[i] for i in range(3))
     assert (r1["status"], r1["dice"], r1["hd95_mm"], r1["subject"]) == ("ok", 1.0, 0.0, "001")
+    assert (r1["qc_score"], r1["qc_flag"]) == (0.42, True) and math.isnan(r3["qc_score"])
     assert r2["status"] == "failed" and "grid" in r2["error"] and math.isnan(r2["dice"])
     assert r3["status"] == "failed" and r3["error"] == "crashed: killed by SIGSEGV"
     assert r3["seconds"] == 2.5 and math.isnan(r3["dice"])

@@ -164,8 +164,9 @@ def test_non_image_files(tmp_path, capsys, tiny_model):
     other.write_text("a,b\n1,2\n")
     code, err = strip_in_process(capsys, other, "-m", mask, model=tiny_model)
     assert_refused(code, err, "table.csv", "not a readable NIfTI/MGZ image", tmp_path, mask)
+    # a folder is a batch of scans: one mask file for all of them is refused before anything runs
     code, err = strip_in_process(capsys, tmp_path, "-m", mask, model=tiny_model)
-    assert_refused(code, err, str(tmp_path), "is a directory", tmp_path, mask)
+    assert_refused(code, err, str(mask), r"several inputs an output needs \{name\}", tmp_path, mask)
     rgb = tmp_path / "rgb.nii"
     colours = np.zeros((8, 8, 8), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
     nib.save(nib.Nifti1Image(colours, np.eye(4)), rgb)

@@ -8,7 +8,8 @@ Fields (:data:`RECORD_FIELDS`):
     failure); status: "ok" | "failed"; error: one line or null; seconds: wall seconds of the child;
     peak_rss_mb: its peak resident memory (MB = 2^20 bytes; null after a timeout); returncode
     (negative: killed by that signal). seconds, peak_rss_mb and returncode are null when no process
-    could be started.
+    could be started. qc: the mask's quality score without a reference, ``{"score": 0..1, "flag": bool}``
+    (:mod:`pumba.infer.qc`), when the tool reported one (``pumba strip`` does), else null.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ RECORD_FIELDS = (
     "seconds",
     "peak_rss_mb",
     "returncode",
+    "qc",
 )
 # The fields the evaluation needs (older records lack tool, version, settings and geometry).
 SCORED_FIELDS = ("method", "dataset", "subject", "image", "mask", "status", "error", "seconds")
 # A child may write a JSON object here (the environment variable names the file): what it actually did,
-# e.g. {"mode": "resize"}; the runner stores it as the record's geometry.
+# e.g. {"mode": "resize", "qc": {"score": 0.93, "flag": false}}; the runner stores its "qc" as the record's
+# qc and the rest as its geometry.
 RUN_INFO_VARIABLE = "PUMBA_RUN_INFO"

@@ -210,10 +210,9 @@ def tool_version(method: Method, settings: Mapping[str, object] | None = None) -
     if method.needs_file is not None and settings:
         path = Path(str(settings.get(method.needs_file, "")))
         if path.is_file():
-            import hashlib
+            from pumba.io import file_digest
 
-            with open(path, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            digest = file_digest(path)
             return f"{path.name} sha256:{digest[:16]}"
     name = method.package or "pumba"
     try:

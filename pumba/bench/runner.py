@@ -241,7 +241,9 @@ def run_method(
             error = f"could not start {sys.executable}: {exc}"
         else:
             error = _failure(result, timeout_s, stderr_path, mask_out, image)
-        geometry = _run_info(home / "run_info.json") or {"grid": spec.geometry}
+        info = _run_info(home / "run_info.json") or {}
+        qc = info.pop("qc", None) if error is None else None
+        geometry = info or {"grid": spec.geometry}
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if error is not None:
@@ -261,6 +263,7 @@ def run_method(
         "seconds": _rounded(result and result.seconds, 3),
         "peak_rss_mb": _rounded(result and result.peak_rss_mb, 1),
         "returncode": result and result.returncode,
+        "qc": qc if isinstance(qc, dict) else None,
     }
     write_text_atomic(record_out, json.dumps(record, indent=2) + "\n")
     return record

@@ -30,9 +30,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pumba.data.download import Checksum, DownloadError, download, file_digest, read_url
+from pumba.data.download import Checksum, DownloadError, download, read_url
 from pumba.data.registry import Dataset, ManualPart, OpenNeuroPart, Part, S3Part, UrlPart
-from pumba.io import InputError, write_text_atomic
+from pumba.io import InputError, file_digest, write_text_atomic
 
 log = logging.getLogger(__name__)
 

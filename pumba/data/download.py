@@ -19,7 +19,6 @@ aiohttp and neither resumes nor checks a digest.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pumba.io import InputError
+from pumba.io import InputError, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -246,15 +245,6 @@ def _verify(url: str, part: Path, checksum: Checksum | None, size: int | None) -
         raise DownloadError(
             f"{url}: {checksum.algorithm} mismatch: expected {checksum.value}, got {actual}; nothing kept"
         )
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Lower-case hex digest (``sha256`` or ``md5``) of a file's bytes."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_url(url: str, timeout_s: float = 60.0, retries: int = 3, backoff_s: float = 1.0) -> bytes:

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from pumba.data.download import Checksum, DownloadError, download, file_digest
+from pumba.data.download import Checksum, DownloadError, download
 from pumba.data.registry import AbsoluteFile, FileSpec, PackageFile, ReferenceMaskFile, UrlFile
-from pumba.io import InputError
+from pumba.io import InputError, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def fetch_file(
     """
     if isinstance(spec, ReferenceMaskFile):
         path = reference_mask_path(spec, reference_masks)
-        actual = sha256_of(path)
+        actual = file_digest(path)
         if actual != spec.sha256:
             raise FetchError(f"{path}: sha256 mismatch: expected {spec.sha256}, got {actual}")
         return path
@@ -126,11 +126,6 @@ def locate(
     return "installed"
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Lower-case hex sha256 of a file's bytes."""
-    return file_digest(path, "sha256")
-
-
 def _package_file(spec: PackageFile) -> Path:
     try:
         found = importlib.util.find_spec(spec.python_package)
@@ -154,7 +149,7 @@ def _url_file(
 ) -> Path:
     target = cache_dir / spec.mirror_path
     if target.is_file():
-        actual = sha256_of(target)
+        actual = file_digest(target)
         if actual == spec.sha256:
             return target
         log.warning("%s: cached sha256 %s, expected %s; discarding it", target, actual, spec.sha256)

@@ -1,10 +1,11 @@
-"""``pumba figures {metrics,cost,training,montage,gallery,switch-gallery}``: write one figure each."""
+"""``pumba figures {metrics,cost,training,montage,gallery,switch-gallery,synth-steps,qualitative,strata}``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from pumba.figures.palette import parse_methods
 from pumba.io import InputError
 
 
@@ -28,11 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "seconds, peak_rss_mb",
     )
     metrics.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    metrics.add_argument("--methods", default=None, help=METHODS_HELP)
     metrics.set_defaults(func=_metrics)
 
     cost = kinds.add_parser("cost", help="mean Dice against seconds per scan and peak memory, per method")
     cost.add_argument("--table", type=Path, required=True, help="methods table (pumba method-table)")
     cost.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    cost.add_argument("--methods", default=None, help=METHODS_HELP)
     cost.set_defaults(func=_cost)
 
     training = kinds.add_parser("training", help="loss and synthetic Dice vs step from a training log")
@@ -59,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     montage.add_argument("--out", type=Path, required=True, help="output figure (.png)")
     montage.add_argument("--title", default=None, help="figure title (default: the image file name)")
+    montage.add_argument("--methods", default=None, help=METHODS_HELP)
     montage.set_defaults(func=_montage)
 
     gallery = kinds.add_parser("gallery", help="mid slices of synthetic samples with their labels")
@@ -98,6 +102,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     switches.add_argument("--out", type=Path, required=True, help="output figure (.png)")
     switches.set_defaults(func=_switch_gallery)
 
+    steps = kinds.add_parser(
+        "synth-steps",
+        help="Figure 1: the synthesis of a few heads step by step (shapes to label)",
+    )
+    steps.add_argument("--base-config", type=Path, default=None, help="training config whose synth is used")
+    steps.add_argument("--size", type=int, default=None, help="grid size (default: the config's)")
+    steps.add_argument("--seed", type=int, required=True, help="run seed (>= 0); sample i as pumba generate")
+    steps.add_argument("--n", type=int, default=2, help="samples, one row each (1-6, default 2)")
+    steps.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    steps.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    steps.set_defaults(func=_synth_steps)
+
+    qual = kinds.add_parser(
+        "qualitative",
+        help="Figure 2: one row per dataset, one column per method, mask outlines",
+    )
+    qual.add_argument("--manifest", nargs="+", type=Path, required=True, help="dataset manifests (TSV)")
+    qual.add_argument(
+        "--predictions", type=Path, required=True, help="folder of METHOD/DATASET/SUBJECT.nii.gz masks"
+    )
+    qual.add_argument("--methods", required=True, help=METHODS_HELP)
+    qual.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    qual.set_defaults(func=_qualitative)
+
+    strata = kinds.add_parser(
+        "strata", help="Figure 3b: every method against ours per species, contrast, pathology"
+    )
+    strata.add_argument("--table", type=Path, required=True, help="per-subject CSV (pumba summarise)")
+    strata.add_argument("--manifest", nargs="+", type=Path, required=True, help="dataset manifests (TSV)")
+    strata.add_argument("--ours", required=True, help="our method's name")
+    strata.add_argument("--methods", default=None, help=METHODS_HELP)
+    strata.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    strata.add_argument("--csv", type=Path, default=None, help="also write the differences drawn (CSV)")
+    strata.set_defaults(func=_strata)
+
+
+METHODS_HELP = "the config's methods, comma separated: their order and colours in every figure"
+
 
 def parse_masks(items: list[str]) -> dict[str, Path | None]:
     """``METHOD=PATH`` strings to an ordered mapping; PATH 'none' (any case) gives None (failed)."""
@@ -126,14 +168,14 @@ def _metrics(args: argparse.Namespace) -> int:
         raise InputError(f"{args.table}: not a readable CSV ({type(exc).__name__})") from None
     column, _ = metric_spec(args.metric)
     check_per_subject(table, column, source=str(args.table))
-    plot_metric(table, args.metric, args.out)
+    plot_metric(table, args.metric, args.out, methods=parse_methods(args.methods))
     return 0
 
 
 def _cost(args: argparse.Namespace) -> int:
     from pumba.figures.cost import plot_cost
 
-    plot_cost(args.table, args.out)
+    plot_cost(args.table, args.out, parse_methods(args.methods))
     return 0
 
 
@@ -150,7 +192,7 @@ def _montage(args: argparse.Namespace) -> int:
     masks = parse_masks(args.mask)
     if args.missing_as_failed:
         masks = {name: p if p is not None and p.exists() else None for name, p in masks.items()}
-    overlay_montage(args.image, masks, args.reference, args.out, args.title)
+    overlay_montage(args.image, masks, args.reference, args.out, args.title, parse_methods(args.methods))
     return 0
 
 
@@ -174,4 +216,51 @@ def _switch_gallery(args: argparse.Namespace) -> int:
     base = load_base(args.base_config, args.size)
     name = f"synth of {args.base_config}" if args.base_config is not None else "SynthConfig defaults"
     switch_gallery(switches, args.out, base, args.seed, args.n, name)
+    return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads: need at least 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _synth_steps(args: argparse.Namespace) -> int:
+    from pumba.figures.switch_gallery import load_base
+    from pumba.figures.synth_steps import synth_steps
+
+    _set_threads(args.threads)
+    base = load_base(args.base_config, args.size)
+    name = str(args.base_config) if args.base_config is not None else "SynthConfig defaults"
+    synth_steps(base, args.out, args.seed, args.n, name)
+    return 0
+
+
+def _qualitative(args: argparse.Namespace) -> int:
+    from pumba.figures.qualitative import manifest_cases, qualitative
+
+    methods = parse_methods(args.methods) or []
+    qualitative(manifest_cases(args.manifest, args.predictions, methods), args.out, methods)
+    return 0
+
+
+def _strata(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from pumba.figures.strata import plot_strata
+    from pumba.io import write_text_atomic
+    from pumba.metrics.tables import read_per_subject, read_table
+
+    per_subject = read_per_subject([args.table])
+    cols = ("dataset", "subject", "modality", "pathology")
+    strata = pd.concat(
+        [read_table(p, "manifest", cols, sep="\t", dtype=str, keep_default_na=False) for p in args.manifest],
+        ignore_index=True,
+    )
+    diffs = plot_strata(per_subject, strata, args.ours, args.out, parse_methods(args.methods))
+    if args.csv is not None:
+        write_text_atomic(args.csv, diffs.to_csv(index=False))
     return 0

@@ -22,18 +22,25 @@ def read_method_table(path: str | Path) -> pd.DataFrame:
     return read_table(path, "methods table", METHOD_COLUMNS)
 
 
-def cost_figure(table: pd.DataFrame) -> Figure:
+def cost_figure(table: pd.DataFrame, methods: list[str] | None = None) -> Figure:
     """Mean Dice (y) against mean wall seconds per scan (x, log scale); marker area = peak memory.
 
-    Methods that were skipped or never succeeded are listed under the axes with the reason.
+    Methods that were skipped or never succeeded are listed under the axes with the reason. Each method has
+    its colour of :mod:`pumba.figures.palette` (``methods``: the config's order).
     """
+    from pumba.figures.palette import method_palette
+
     scored = table[table["ran"].astype(bool) & table["dice_mean"].notna() & table["seconds_mean"].notna()]
     left_out = table.drop(scored.index)
     with figure_style():
         fig = Figure(figsize=(7.0, 4.8))
         ax = fig.subplots()
         area = np.maximum(scored["peak_rss_mb_max"].fillna(0).to_numpy() / 1024 * AREA_PER_GB, MIN_AREA)
-        ax.scatter(scored["seconds_mean"], scored["dice_mean"], s=area, alpha=0.6, edgecolor="black")
+        palette = method_palette(list(table["method"]), methods or list(table["method"]))
+        colors = [palette[m] for m in scored["method"]]
+        ax.scatter(
+            scored["seconds_mean"], scored["dice_mean"], s=area, c=colors, alpha=0.7, edgecolor="black"
+        )
         for row in scored.itertuples():
             failed = f" ({row.n_failed} failed)" if row.n_failed else ""
             ax.annotate(
@@ -53,6 +60,6 @@ def cost_figure(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_cost(table_csv: Path, out: Path) -> None:
+def plot_cost(table_csv: Path, out: Path, methods: list[str] | None = None) -> None:
     """Draw :func:`cost_figure` of a methods table and write it atomically."""
-    save_figure(cost_figure(read_method_table(table_csv)), out)
+    save_figure(cost_figure(read_method_table(table_csv), methods), out)

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from pumba.figures.palette import method_palette
 from pumba.figures.plots import figure_style, save_figure
 from pumba.grid import check_same_grid
 from pumba.io import Volume, load_volume
@@ -214,8 +215,11 @@ def montage_figure(
     masks: dict[str, Path | None],
     reference: Path,
     title: str | None = None,
+    methods: list[str] | None = None,
+    palette: dict[str, tuple] | None = None,
 ) -> Figure:
-    """Build the montage: sagittal, coronal and axial slices through the reference's centre of mass.
+    """Build the montage: sagittal, coronal and axial slices through the reference's centre of mass, one row
+    for the reference and one per method (its outline and the reference's, thin), so outlines stay apart.
 
     Args:
         image: the head scan (NIfTI/MGZ); shown in grey between its 1st and 99th percentiles.
@@ -224,6 +228,8 @@ def montage_figure(
         reference: the reference brain mask on the image's grid (> 0.5 is brain); thick yellow
             outline.
         title: figure title; the image's file name if None.
+        methods: the configured method order, which fixes each method's colour (:mod:`pumba.figures.palette`).
+        palette: method -> colour, overriding ``methods``.
 
     Raises:
         InputError: unreadable files, or a mask not on the image's voxel grid.
@@ -247,52 +253,91 @@ def montage_figure(
 
     widths = [grey.shape[v.plane_axes[0]] * zooms[v.plane_axes[0]] for v in VIEWS]
     heights = [grey.shape[v.plane_axes[1]] * zooms[v.plane_axes[1]] for v in VIEWS]
-    panel_w = 12.0
+    # one row per outline (the reference's, then each method's with the reference thin beside it): seven
+    # outlines on one slice cannot be told apart
+    n_rows = 1 + len(masks)
+    panel_w = 12.0 if n_rows <= 3 else 7.5
     height = panel_w * max(heights) / sum(widths)
     n_legend = 1 + len(masks)
     legend_rows = math.ceil(n_legend / min(n_legend, 4))
     fig = Figure(
-        figsize=(panel_w + 0.4, height + 0.9 + 0.28 * legend_rows),
+        figsize=(panel_w + 0.4, n_rows * (height + 0.45) + 0.6 + 0.28 * legend_rows),
         layout="constrained",
         facecolor=BACKGROUND,
     )
     fig.get_layout_engine().set(wspace=0.06)
-    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": widths})
+    grid = fig.subplots(n_rows, 3, gridspec_kw={"width_ratios": widths}, squeeze=False)
     bar = scale_length(min(widths))
-    colors = {name: METHOD_COLORS[i % len(METHOD_COLORS)] for i, name in enumerate(masks)}
-    for ax, view, w, h in zip(axes, VIEWS, widths, heights, strict=True):
-        hax, vax = view.plane_axes
-        ax.set_facecolor(BACKGROUND)
-        ax.imshow(
-            _plane(grey, view, centre[view.axis]).T,
-            cmap="gray",
-            vmin=0.0,
-            vmax=1.0,
-            origin="lower",
-            extent=extent_mm(view, grey.shape, zooms),
-            interpolation="nearest",
-            zorder=0,
-        )
-        dh, dv = zooms[hax], zooms[vax]
-        _draw_contour(ax, _plane(ref_ras, view, centre[view.axis]), dh, dv, REFERENCE_COLOR, 2.6, 2)
-        for name, mask in ras_masks.items():
-            if mask is not None:
-                _draw_contour(ax, _plane(mask, view, centre[view.axis]), dh, dv, colors[name], 1.3, 3)
-        ax.set_xlim((w, 0.0) if view.flip_h else (0.0, w))
-        ax.set_ylim(0.0, h)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        _letters(ax, view.letters)
-        _scale_bar(ax, bar, w, h)
-        coord = "xyz"[view.axis]
-        ax.set_title(
-            f"{view.name}, {coord} = {world[view.axis]:.1f} mm",
-            color=FOREGROUND,
-            fontsize=10,
-            pad=18,
+    if palette is None:
+        palette = method_palette(list(masks), methods)
+    colors = {name: palette.get(name, METHOD_COLORS[i % len(METHOD_COLORS)]) for i, name in enumerate(masks)}
+    rows: list[tuple[str | None, np.ndarray | None]] = [(None, None), *ras_masks.items()]
+    for r, (name, mask) in enumerate(rows):
+        for ax, view, w, h in zip(grid[r], VIEWS, widths, heights, strict=True):
+            hax, vax = view.plane_axes
+            ax.set_facecolor(BACKGROUND)
+            ax.imshow(
+                _plane(grey, view, centre[view.axis]).T,
+                cmap="gray",
+                vmin=0.0,
+                vmax=1.0,
+                origin="lower",
+                extent=extent_mm(view, grey.shape, zooms),
+                interpolation="nearest",
+                zorder=0,
+            )
+            dh, dv = zooms[hax], zooms[vax]
+            ref_plane = _plane(ref_ras, view, centre[view.axis])
+            if name is None:
+                _draw_contour(ax, ref_plane, dh, dv, REFERENCE_COLOR, 2.6, 2)
+            else:
+                _draw_contour(ax, ref_plane, dh, dv, REFERENCE_COLOR, 0.9, 2)
+                if mask is not None:
+                    _draw_contour(ax, _plane(mask, view, centre[view.axis]), dh, dv, colors[name], 1.6, 3)
+                else:
+                    ax.text(
+                        0.5,
+                        0.5,
+                        "failed: no mask",
+                        color="#ff4040",
+                        fontsize=10,
+                        fontweight="bold",
+                        ha="center",
+                        va="center",
+                        transform=ax.transAxes,
+                        zorder=5,
+                    )
+            ax.set_xlim((w, 0.0) if view.flip_h else (0.0, w))
+            ax.set_ylim(0.0, h)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            _letters(ax, view.letters)
+            if r == 0:
+                _scale_bar(ax, bar, w, h)
+                coord = "xyz"[view.axis]
+                ax.set_title(
+                    f"{view.name}, {coord} = {world[view.axis]:.1f} mm",
+                    color=FOREGROUND,
+                    fontsize=10,
+                    pad=18,
+                )
+        label = "reference" if name is None else name
+        if name is not None and mask is not None:
+            label += f"\nDice {_dice(loaded[name], ref):.3f}"
+        grid[r, 0].text(
+            -0.09,
+            0.5,
+            label,
+            color=REFERENCE_COLOR if name is None else colors[name],
+            fontsize=9,
+            fontweight="bold",
+            ha="right",
+            va="center",
+            rotation=0,
+            transform=grid[r, 0].transAxes,
         )
 
     handles = [Line2D([], [], color=REFERENCE_COLOR, linewidth=2.6, label="reference")]
@@ -335,8 +380,13 @@ def montage_figure(
 
 
 def overlay_montage(
-    image: Path, masks: dict[str, Path | None], reference: Path, out: Path, title: str | None = None
+    image: Path,
+    masks: dict[str, Path | None],
+    reference: Path,
+    out: Path,
+    title: str | None = None,
+    methods: list[str] | None = None,
 ) -> None:
     """Write the montage of :func:`montage_figure` to ``out`` (PNG at 120 dpi, or .pdf/.svg)."""
     with figure_style(None):
-        save_figure(montage_figure(image, masks, reference, title), out)
+        save_figure(montage_figure(image, masks, reference, title, methods), out)

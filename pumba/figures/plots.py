@@ -111,15 +111,20 @@ def check_per_subject(table: pd.DataFrame, column: str, source: str = "per-subje
         raise InputError(f"{source}: no rows")
 
 
-def metric_figure(per_subject: pd.DataFrame, metric: str, *, seed: int = 0) -> Figure:
+def metric_figure(
+    per_subject: pd.DataFrame, metric: str, *, seed: int = 0, methods: list[str] | None = None
+) -> Figure:
     """Build the box/strip figure of ``metric`` by dataset (x, in table order) and method (hue).
 
     Each subject is a point over its (method, dataset) box, jittered sideways with ``seed``. Rows
     whose status is 'failed' are drawn as 'x' in a band beyond the worst end of the axis (below the
     data for Dice, above it for HD95) labelled 'failed'; rows with status 'ok' but no value (e.g.
     HD95 when one mask is empty) are drawn as hollow triangles in the same band. Both are counted
-    in the legend, per method and in total.
+    in the legend, per method and in total. ``methods`` (the config's order) fixes the methods' order and
+    colours (:mod:`pumba.figures.palette`), the same in every figure.
     """
+    from pumba.figures.palette import method_order, method_palette
+
     column, spec = metric_spec(metric)
     check_per_subject(per_subject, column)
     table = per_subject.copy()
@@ -132,8 +137,9 @@ def metric_figure(per_subject: pd.DataFrame, metric: str, *, seed: int = 0) -> F
     failures = table[failed]
 
     datasets = list(dict.fromkeys(table["dataset"]))
-    methods = list(dict.fromkeys(table["method"]))
-    palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
+    configured = methods
+    methods = method_order(table["method"], configured)
+    palette = method_palette(methods, configured)
     n_hue = len(methods)
     width = 0.8
     # seaborn dodges hue levels side by side within `width`; points and markers use the same offsets
@@ -337,7 +343,9 @@ def _value_range(values: np.ndarray, spec: MetricSpec) -> tuple[float, float, fl
     return lo, hi, band
 
 
-def plot_metric(per_subject: pd.DataFrame, metric: str, out: Path, *, seed: int = 0) -> None:
+def plot_metric(
+    per_subject: pd.DataFrame, metric: str, out: Path, *, seed: int = 0, methods: list[str] | None = None
+) -> None:
     """Write the box/strip figure of ``metric`` ('dice', 'hd95_mm', ...) to ``out``.
 
     ``per_subject`` has the metrics stage's columns (method, dataset, subject, species, status,
@@ -345,7 +353,7 @@ def plot_metric(per_subject: pd.DataFrame, metric: str, out: Path, *, seed: int 
     :func:`metric_figure`).
     """
     with figure_style():
-        save_figure(metric_figure(per_subject, metric, seed=seed), out)
+        save_figure(metric_figure(per_subject, metric, seed=seed, methods=methods), out)
 
 
 def read_training_log(log_csv: str | Path) -> pd.DataFrame:

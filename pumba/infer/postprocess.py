@@ -87,3 +87,38 @@ def finish_on_input(mask_on_input: np.ndarray, zooms: Sequence[float] | None = N
         solid = ndimage.binary_fill_holes(solid)
     mask[box] = solid
     return mask
+
+
+def apply_border(mask: np.ndarray, zooms: Sequence[float], border_mm: float) -> np.ndarray:
+    """The mask grown (``border_mm`` > 0) or shrunk (< 0) by a distance in mm, from a Euclidean distance
+    transform on the voxel grid with the voxel sizes ``zooms`` (mm along the mask's axes (I, J, K)), not by
+    voxel dilation: grown, it holds every voxel whose centre is within ``border_mm`` of a brain voxel's
+    centre; shrunk, every brain voxel whose centre is more than ``|border_mm|`` plus half the smallest voxel
+    size from every non-brain voxel's centre (the edge lies between the last brain and the first non-brain
+    centres), so that a ball of radius r becomes one of radius r + ``border_mm`` either way. The result is
+    made solid again (the largest 26-connected component, holes filled in 3-D).
+
+    Works in the mask's bounding box padded by the border (plus one voxel), so a small brain in a large field
+    of view costs little memory (the distance map is float64: eight bytes per voxel of that box). A new bool
+    array of ``mask``'s shape; ``mask`` is not modified; 0 mm returns a copy.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if border_mm == 0 or not mask.any():
+        return mask.copy()
+    zooms = np.asarray(zooms, dtype=float)
+    box = bounding_box(mask)
+    pad = np.ceil(abs(border_mm) / zooms).astype(int) + 1 if border_mm > 0 else np.ones(3, int)
+    lo = [max(0, b.start - int(p)) for b, p in zip(box, pad, strict=True)]
+    hi = [min(n, b.stop + int(p)) for b, n, p in zip(box, mask.shape, pad, strict=True)]
+    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    # pad by one voxel of background so that a mask touching the field of view's edge still has an outside
+    part = np.pad(mask[region], 1)
+    if border_mm > 0:
+        grown = ndimage.distance_transform_edt(~part, sampling=zooms) <= border_mm
+    else:
+        grown = ndimage.distance_transform_edt(part, sampling=zooms) > -border_mm + zooms.min() / 2
+    grown = grown[1:-1, 1:-1, 1:-1]
+    out = np.zeros_like(mask)
+    if grown.any():
+        out[region] = ndimage.binary_fill_holes(largest_component(grown))
+    return out

@@ -40,7 +40,11 @@ PER_SUBJECT_COLUMNS = (
     "volume_diff_pct",
     "seconds",
     "peak_rss_mb",
+    "qc_score",
+    "qc_flag",
 )
+"""qc_score and qc_flag: the mask's quality score without a reference (:mod:`pumba.infer.qc`) where the tool
+reported one in its record (our models do), else empty."""
 SUMMARY_COLUMNS = (
     "method",
     "dataset",
@@ -157,6 +161,9 @@ def per_subject_row(record: dict, manifest_row: pd.Series) -> dict:
         seconds=_float(record.get("seconds")),
         peak_rss_mb=_float(record.get("peak_rss_mb")),
     )
+    qc = record.get("qc") or {}
+    if qc:
+        row.update(qc_score=_float(qc.get("score")), qc_flag=bool(qc.get("flag")))
     if record["status"] != "ok":
         return row
     ref = load_volume(manifest_row["mask"])

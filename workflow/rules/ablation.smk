@@ -26,7 +26,7 @@ rule ablation_scores:
         report(
             "results/ablation/scores.csv",
             caption="../report/ablation.rst",
-            category="Ablation",
+            category="Ablations",
         ),
     log:
         "logs/ablation/scores.log",
@@ -46,6 +46,166 @@ rule ablation_scores:
 
 
 rule ablation:
-    """Target: the ablation table."""
+    """Target: the ablation tables (the arms' scores and Table 3)."""
     input:
         "results/ablation/scores.csv",
+        "results/tables/table3_ablation.csv",
+
+
+# Inference arms of our model (config["methods"][OURS]'s weights): each geometry mode and no test-time flips.
+INFERENCE_ARMS = {
+    "infer-resize": "--mode resize",
+    "infer-transform": "--mode transform",
+    "infer-no-tta": "--no-tta",
+}
+ABLATION_REFERENCE = config["ablation"].get("reference", config["ablation"]["arms"][0])
+SEED_ARMS = config["ablation"].get("seed_arms", [])
+
+
+rule ablation_inference_scores:
+    """Our shipped model scored on every prepared scan with one inference setting changed (geometry, TTA)."""
+    input:
+        model=lambda wc: PLANS[OURS].settings["weights"],
+        data=dataset_dirs,
+    output:
+        "results/ablation/{infer_arm}.csv",
+    log:
+        "logs/ablation/{infer_arm}.log",
+    benchmark:
+        "results/benchmarks/ablation/{infer_arm}.tsv"
+    wildcard_constraints:
+        infer_arm="|".join(INFERENCE_ARMS),
+    conda:
+        "../../envs/pumba.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        manifests=lambda wc, input: [f"{d}/manifest.tsv" for d in input.data],
+        flags=lambda wc: INFERENCE_ARMS[wc.infer_arm],
+    shell:
+        "pumba validate --model {input.model} --manifest {params.manifests} {params.flags} --out {output} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule table_ablation:
+    """Table 3: every training arm and inference arm against the reference arm, read against the seeds."""
+    input:
+        scores="results/ablation/scores.csv",
+        inference=expand("results/ablation/{arm}.csv", arm=INFERENCE_ARMS),
+    output:
+        csv=report(
+            "results/tables/table3_ablation.csv",
+            caption="../report/table3.rst",
+            category="Ablations",
+            labels={"table": "Table 3: ablations"},
+        ),
+        md="results/tables/table3_ablation.md",
+        tex="results/tables/table3_ablation.tex",
+    log:
+        "logs/ablation/table3.log",
+    conda:
+        "../../envs/pumba.yaml"
+    params:
+        prefix=lambda wc, output: output.csv.removesuffix(".csv"),
+        named=lambda wc, input: " ".join(
+            f"--named {a}={p} --group {a}=inference"
+            for a, p in zip(INFERENCE_ARMS, input.inference)
+        ),
+        reference=ABLATION_REFERENCE,
+        seed_arms=",".join(SEED_ARMS),
+    shell:
+        "pumba tables ablation --scores {input.scores} {params.named} --reference {params.reference} "
+        "--seed-arms '{params.seed_arms}' --out {params.prefix} > {log} 2>&1"
+
+
+# The spread between training seeds (`snakemake seeds --cores all`): the recipe of config["seed_spread"]
+# trained once per seed, all scored on every prepared scan.
+SEED_SPREAD = config.get(
+    "seed_spread", {"recipe": "config/train/quick.yaml", "seeds": [0, 1, 2]}
+)
+
+
+rule seed_config:
+    """A training config: the seed-spread recipe with one seed."""
+    input:
+        repo_path(SEED_SPREAD["recipe"]),
+    output:
+        "results/seeds/seed-{seed}/config.yaml",
+    log:
+        "logs/seeds/config_{seed}.log",
+    wildcard_constraints:
+        seed="[0-9]+",
+    conda:
+        "../../envs/pumba.yaml"
+    shell:
+        "pumba report seed-config --base {input} --seed {wildcards.seed} --out {output} > {log} 2>&1"
+
+
+use rule train as train_seed with:
+    input:
+        config="results/seeds/seed-{seed}/config.yaml",
+        reads=[repo_path(p) for p in config_inputs(repo_path(SEED_SPREAD["recipe"]))],
+    output:
+        model="results/seeds/seed-{seed}/model.pt",
+        log_csv="results/seeds/seed-{seed}/train_log.csv",
+    log:
+        "logs/seeds/train_{seed}.log",
+    benchmark:
+        "results/benchmarks/seeds/train_{seed}.tsv"
+    wildcard_constraints:
+        seed="[0-9]+",
+
+
+rule seed_scores:
+    """Every seed's model on every prepared scan."""
+    input:
+        models=expand("results/seeds/seed-{seed}/model.pt", seed=SEED_SPREAD["seeds"]),
+        data=dataset_dirs,
+    output:
+        "results/seeds/scores.csv",
+    log:
+        "logs/seeds/scores.log",
+    benchmark:
+        "results/benchmarks/seeds/scores.tsv"
+    conda:
+        "../../envs/pumba.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        manifests=lambda wc, input: [f"{d}/manifest.tsv" for d in input.data],
+    shell:
+        "pumba validate --model {input.models} --manifest {params.manifests} --out {output} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule table_seeds:
+    """The spread between seeds: each seed's mean Dice, per-dataset Dice, their sd and range."""
+    input:
+        "results/seeds/scores.csv",
+    output:
+        csv=report(
+            "results/tables/seed_spread.csv",
+            caption="../report/seed_spread.rst",
+            category="Ablations",
+            labels={"table": "seed spread"},
+        ),
+        md="results/tables/seed_spread.md",
+        tex="results/tables/seed_spread.tex",
+    log:
+        "logs/seeds/table.log",
+    conda:
+        "../../envs/pumba.yaml"
+    params:
+        prefix=lambda wc, output: output.csv.removesuffix(".csv"),
+    shell:
+        "pumba tables seeds --scores {input} --out {params.prefix} > {log} 2>&1"
+
+
+rule seeds:
+    """Target: the seed-spread table (outside the default run)."""
+    input:
+        "results/tables/seed_spread.csv",

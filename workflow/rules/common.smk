@@ -152,4 +152,12 @@ FINAL_TARGETS = [
     "results/figures/cost.png",
     "results/figures/synth_gallery.png",
     "results/figures/synth/switch_gallery.png",
+    "results/figures/synth_steps.png",
+    "results/figures/release_switches.png",
+    "results/figures/qualitative.png",
+    "results/figures/strata.png",
+    "results/tables/table1_datasets.csv",
+    "results/tables/table2_accuracy.csv",
+    "results/tables/runtime.csv",
+    "results/report/provenance.html",
 ] + (["results/figures/training.png"] if TRAINED else [])

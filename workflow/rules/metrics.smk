@@ -1,3 +1,10 @@
+# Our model: the first method of tool pumba that runs here (the one every other method is compared with).
+OURS = next((m for m in METHODS if PLANS[m].tool == "pumba"), METHODS[0])
+METHOD_LIST = ",".join(CONFIG_METHODS)
+# The datasets that can be had here (their manifests exist after the data rules).
+AVAILABLE = [d for d in DATASETS if DATASET_PLANS[d].available]
+
+
 rule evaluate:
     """Score one method against the reference masks: one row per subject (failures included)."""
     input:
@@ -29,13 +36,13 @@ rule summarise:
         summary=report(
             "results/tables/summary.csv",
             caption="../report/summary.rst",
-            category="Tables",
+            category="Accuracy",
             labels={"table": "summary"},
         ),
         per_subject=report(
             "results/tables/per_subject.csv",
             caption="../report/per_subject.rst",
-            category="Tables",
+            category="Accuracy",
             labels={"table": "per subject"},
         ),
     log:
@@ -55,7 +62,7 @@ rule dataset_table:
         report(
             "results/tables/datasets.csv",
             caption="../report/datasets.rst",
-            category="Tables",
+            category="Data",
             labels={"table": "datasets"},
         ),
     log:
@@ -79,7 +86,7 @@ rule method_table:
         report(
             "results/tables/methods.csv",
             caption="../report/methods.rst",
-            category="Tables",
+            category="Runtime",
             labels={"table": "methods"},
         ),
     log:
@@ -100,3 +107,115 @@ rule method_table:
     shell:
         "pumba method-table --per-subject {input.per_subject} --records {input.records} "
         "--plans {params.plans:q} --out {output} > {log} 2>&1"
+
+
+rule table_datasets:
+    """Table 1: species, modality, pathology, subjects, voxel size, mask provenance and licence per dataset."""
+    input:
+        data=dataset_dirs,
+        registry=REGISTRY,
+    output:
+        csv=report(
+            "results/tables/table1_datasets.csv",
+            caption="../report/table1.rst",
+            category="Data",
+            labels={"table": "Table 1: datasets"},
+        ),
+        md="results/tables/table1_datasets.md",
+        tex="results/tables/table1_datasets.tex",
+    log:
+        "logs/metrics/table1.log",
+    conda:
+        "../../envs/pumba.yaml"
+    params:
+        prefix=lambda wc, output: output.csv.removesuffix(".csv"),
+    shell:
+        "pumba tables datasets --registry {input.registry} --data {input.data} --out {params.prefix} "
+        "> {log} 2>&1"
+
+
+rule table_accuracy:
+    """Table 2: median (IQR) Dice and HD95 per dataset and method, Wilcoxon against ours with Holm."""
+    input:
+        "results/tables/per_subject.csv",
+    output:
+        csv=report(
+            "results/tables/table2_accuracy.csv",
+            caption="../report/table2.rst",
+            category="Accuracy",
+            subcategory="Table 2",
+            labels={"table": "Table 2: accuracy (CSV)"},
+        ),
+        md=report(
+            "results/tables/table2_accuracy.md",
+            caption="../report/table2.rst",
+            category="Accuracy",
+            subcategory="Table 2",
+            labels={"table": "Table 2: accuracy (Markdown)"},
+        ),
+        tex="results/tables/table2_accuracy.tex",
+    log:
+        "logs/metrics/table2.log",
+    conda:
+        "../../envs/pumba.yaml"
+    params:
+        prefix=lambda wc, output: output.csv.removesuffix(".csv"),
+        ours=OURS,
+        methods=METHOD_LIST,
+    shell:
+        "pumba tables accuracy --table {input} --ours {params.ours} --methods {params.methods} "
+        "--out {params.prefix} > {log} 2>&1"
+
+
+rule table_runtime:
+    """Wall seconds per scan and peak memory per method, training time of the models trained here."""
+    input:
+        per_subject="results/tables/per_subject.csv",
+        methods="results/tables/methods.csv",
+        training=[f"results/benchmarks/model/train_{m}.tsv" for m in TRAINED],
+    output:
+        csv=report(
+            "results/tables/runtime.csv",
+            caption="../report/runtime.rst",
+            category="Runtime",
+            labels={"table": "runtime and memory"},
+        ),
+        md="results/tables/runtime.md",
+        tex="results/tables/runtime.tex",
+    log:
+        "logs/metrics/runtime.log",
+    conda:
+        "../../envs/pumba.yaml"
+    params:
+        prefix=lambda wc, output: output.csv.removesuffix(".csv"),
+        methods=METHOD_LIST,
+        training=lambda wc, input: " ".join(
+            f"--training {m}={t}" for m, t in zip(TRAINED, input.training)
+        ),
+    shell:
+        "pumba tables runtime --table {input.per_subject} --method-table {input.methods} "
+        "{params.training} --methods {params.methods} --out {params.prefix} > {log} 2>&1"
+
+
+rule provenance:
+    """The report's provenance page: config, package versions, seeds, git commit, what was skipped and why."""
+    input:
+        datasets="results/tables/datasets.csv",
+        methods="results/tables/methods.csv",
+    output:
+        report(
+            "results/report/provenance.html",
+            caption="../report/provenance.rst",
+            category="Data",
+            labels={"table": "provenance"},
+        ),
+    log:
+        "logs/metrics/provenance.log",
+    conda:
+        "../../envs/pumba.yaml"
+    params:
+        config=json.dumps(config),
+        repo=ROOT,
+    shell:
+        "pumba report provenance --config-json {params.config:q} --repo {params.repo} "
+        "--datasets {input.datasets} --method-table {input.methods} --out {output} > {log} 2>&1"

@@ -29,7 +29,7 @@ rule synth_switch_gallery:
         report(
             "results/figures/synth/switch_gallery.png",
             caption="../report/switch_gallery.rst",
-            category="Training",
+            category="Synthesis",
             labels={"figure": "generator switches"},
         ),
     log:
