@@ -3,16 +3,23 @@
 ``transform`` (human-sized heads): resample in world space to ``fov_mm / size`` mm isotropic voxels on a
 ``size^3`` grid aligned with the world (RAS) axes and centred on the head:
 the geometry of the synthetic world.
-``resize``: stretch the whole field of view, axis by axis, to ``size^3``. It does not read the voxel sizes, so
-it works whatever the species and whatever the header says (rodent headers are often scaled 10x so that
-human tools accept them). ``auto`` picks ``resize`` when the head fills the field of view (its bounding box
-spans at least ``HEAD_FILLS_FOV`` of it along every axis), as it does in almost every scan, of any species,
-and as the synthetic heads fill theirs; and when the field of view is too small for a human head
-(``RESIZE_BELOW_MM``). It picks ``transform`` for a head small in a large field of view (neck, shoulders, a
-wide localiser), which ``resize`` would shrink.
+``resize``: stretch the field of view, axis by axis, to ``size^3``: a grid aligned with the world axes, as
+long along each as the field of view is along the voxel axis closest to it, centred where the field of view
+is. For a scan whose voxel axes are the world's (after :mod:`pumba.infer.orientation` reorders them) that is
+the field of view itself; for an oblique or sheared one it is the same box turned square to the world, so that
+the mask does not depend on how the head sits on the voxel grid. It reads the voxel sizes only to know the
+grid's directions in the world: a header scaled 10x (rodent headers often are, so that human tools accept
+them) changes nothing, and it works whatever the species.
+
+``auto`` picks ``resize`` when the head fills the field of view (its bounding box spans at least
+``HEAD_FILLS_FOV`` of it along every world axis), as it does in almost every scan, of any species, and as the
+synthetic heads fill theirs; and when the field of view is too small for a human head (``RESIZE_BELOW_MM``).
+It picks ``transform`` for a head small in a large field of view (neck, shoulders, a wide localiser), which
+``resize`` would shrink.
 
 Both give a 4x4 matrix ``grid_to_input`` that maps network-grid voxel indices to input voxel indices, used to
-go there (resampling the image) and back (resampling the prediction onto the input's grid).
+go there (resampling the image) and back (resampling the prediction onto the input's grid). What both read of
+the head, its extent and its centre, is measured along the world axes too (:func:`head_box_world`).
 """
 
 from __future__ import annotations
@@ -91,15 +98,37 @@ def field_of_view_mm(volume: Volume) -> np.ndarray:
     return np.asarray(volume.data.shape) * volume.zooms
 
 
-def head_extent(normalised: np.ndarray) -> np.ndarray:
-    """Fraction of the field of view that the head's bounding box spans along each voxel axis (0 if no head).
+def head_box_world(volume: Volume, normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The world (mm) bounding box of the head's voxel centres along the world axes: (low, high) corners.
 
-    ``normalised`` is the image from :func:`normalise`; head voxels are those above ``HEAD_LEVEL``.
+    Head voxels are those of ``normalised`` (:func:`normalise` of ``volume``'s data) above ``HEAD_LEVEL``;
+    None when there are fewer than 10. Exact for any affine: the extremes of the world coordinates are
+    found among the head's outer voxels (the head less its erosion). For a volume whose voxel axes are the
+    world's, it is the voxel bounding box mapped to the world.
     """
-    box = bounding_box(normalised > HEAD_LEVEL)
+    head = normalised > HEAD_LEVEL
+    box = bounding_box(head) if np.count_nonzero(head) >= 10 else None
+    if box is None:
+        return None
+    part = head[box]
+    outer = part & ~ndimage.binary_erosion(part, border_value=0)
+    index = np.argwhere(outer) + np.array([b.start for b in box])
+    world = index @ volume.affine[:3, :3].T + volume.affine[:3, 3]
+    return world.min(axis=0), world.max(axis=0)
+
+
+def head_extent(volume: Volume, normalised: np.ndarray) -> np.ndarray:
+    """Fraction of the field of view that the head's bounding box spans along each world axis (0 if no head).
+
+    Along world axis i: the head's world extent plus one voxel, over the field of view's length along the
+    voxel axis closest to it (for a volume whose voxel axes are the world's: the voxels the head's bounding
+    box spans over the voxels there are). ``normalised`` is :func:`normalise` of ``volume``'s data.
+    """
+    box = head_box_world(volume, normalised)
     if box is None:
         return np.zeros(normalised.ndim)
-    return np.array([(b.stop - b.start) / n for b, n in zip(box, normalised.shape, strict=True)])
+    low, high = box
+    return (high - low + volume.zooms) / field_of_view_mm(volume)
 
 
 def choose_mode(volume: Volume, mode: str = "auto", normalised: np.ndarray | None = None) -> str:
@@ -114,37 +143,32 @@ def choose_mode(volume: Volume, mode: str = "auto", normalised: np.ndarray | Non
         return mode
     if field_of_view_mm(volume).max() < RESIZE_BELOW_MM:
         return "resize"
-    if normalised is not None and head_extent(normalised).min() >= HEAD_FILLS_FOV:
+    if normalised is not None and head_extent(volume, normalised).min() >= HEAD_FILLS_FOV:
         return "resize"
     return "transform"
 
 
 def plan_geometry(volume: Volume, normalised: np.ndarray, size: int, fov_mm: float, mode: str) -> Geometry:
-    """The network grid for ``volume`` in ``mode`` ('transform' or 'resize')."""
-    shape = np.asarray(volume.data.shape, dtype=float)
+    """The network grid for ``volume`` in ``mode`` ('transform' or 'resize'), square to the world axes.
+
+    ``resize``: voxels of (field of view's length along each axis) / ``size`` mm, centred on the field of
+    view's centre; for a volume whose voxel axes are the world's, grid index g covers input voxels
+    [g*scale, (g+1)*scale) with scale = shape / size. ``transform``: ``fov_mm / size`` mm isotropic voxels
+    centred on the head's world bounding box (on the field of view's centre when no head is found).
+    """
+    fov_centre = volume.affine @ np.append((np.asarray(volume.data.shape) - 1) / 2, 1.0)
     if mode == "resize":
-        scale = shape / size
-        m = np.eye(4)
-        m[:3, :3] = np.diag(scale)
-        # voxel centres: grid index g covers input [g*scale, (g+1)*scale) -> centre at (g + 0.5)*scale - 0.5
-        m[:3, 3] = 0.5 * scale - 0.5
-        return Geometry("resize", size, m, tuple(volume.data.shape))
-    voxel = fov_mm / size
-    centre_world = volume.affine @ np.append(_head_centre(normalised), 1.0)
+        spacing = field_of_view_mm(volume) / size
+        centre = fov_centre[:3]
+    else:
+        spacing = np.full(3, fov_mm / size)
+        box = head_box_world(volume, normalised)
+        centre = fov_centre[:3] if box is None else (box[0] + box[1]) / 2
     grid_to_world = np.eye(4)
-    grid_to_world[:3, :3] = np.eye(3) * voxel
-    grid_to_world[:3, 3] = centre_world[:3] - voxel * (size - 1) / 2
+    grid_to_world[:3, :3] = np.diag(spacing)
+    grid_to_world[:3, 3] = centre - spacing * (size - 1) / 2
     m = np.linalg.inv(volume.affine) @ grid_to_world
-    return Geometry("transform", size, m, tuple(volume.data.shape))
-
-
-def _head_centre(normalised: np.ndarray) -> np.ndarray:
-    """Voxel coordinates of the centre of the head's bounding box (voxels above 10 % of the range)."""
-    fg = normalised > HEAD_LEVEL
-    box = bounding_box(fg) if np.count_nonzero(fg) >= 10 else None
-    if box is None:
-        return (np.asarray(normalised.shape) - 1) / 2
-    return np.array([(b.start + b.stop - 1) / 2 for b in box], dtype=float)
+    return Geometry(mode, size, m, tuple(volume.data.shape))
 
 
 def to_grid(normalised: np.ndarray, geometry: Geometry, overwrite: bool = False) -> np.ndarray:

@@ -39,7 +39,7 @@ from scipy import ndimage
 from pumba.infer.postprocess import bounding_box, largest_component
 from pumba.infer.preprocess import HEAD_LEVEL, normalise
 
-QC_THRESHOLD = 0.80
+QC_THRESHOLD = 0.82
 """A mask whose score is below this is flagged for a look (chosen on ``pumba qc validate``'s pooled set)."""
 BAD_DICE = 0.90
 """What the validation calls a bad mask: Dice with the reference below this."""
