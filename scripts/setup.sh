@@ -12,7 +12,10 @@ if command -v apt-get >/dev/null 2>&1; then
     # mricron-data: the colin27 head and its mask; insighttoolkit5-examples: the itk-kmeans head and its mask;
     # chromium: the browser test of the report (tests/test_report_browser.py); npm: the NiiVue bundle below
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        mricron-data insighttoolkit5-examples chromium npm >/dev/null
+        mricron-data insighttoolkit5-examples chromium >/dev/null
+    # npm only where no npm is installed (Debian's npm conflicts with a nodejs that ships its own)
+    command -v npm >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends npm >/dev/null
 else
     echo "setup: no apt-get; install mricron-data and insighttoolkit5-examples yourself or those datasets are skipped" >&2
 fi

@@ -19,24 +19,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pumba.figures.palette import method_palette
+from pumba.figures.palette import REFERENCE_COLOR, method_palette
 from pumba.figures.plots import figure_style, save_figure
 from pumba.grid import check_same_grid
 from pumba.io import Volume, load_volume
 
-REFERENCE_COLOR = "#ffd700"
-METHOD_COLORS = (
-    "#ff3030",
-    "#00e5ff",
-    "#ff40ff",
-    "#40ff40",
-    "#ff9900",
-    "#6f8cff",
-    "#ffffff",
-    "#ff8fa3",
-    "#b0ff70",
-    "#c090ff",
-)
 BACKGROUND = "black"
 FOREGROUND = "white"
 
@@ -225,7 +212,7 @@ def montage_figure(
         image: the head scan (NIfTI/MGZ); shown in grey between its 1st and 99th percentiles.
         masks: method name -> its mask on the image's grid (> 0 is brain), or None if the method
             failed (listed as failed in the legend).
-        reference: the reference brain mask on the image's grid (> 0.5 is brain); thick yellow
+        reference: the reference brain mask on the image's grid (> 0.5 is brain); thick white
             outline.
         title: figure title; the image's file name if None.
         methods: the configured method order, which fixes each method's colour (:mod:`pumba.figures.palette`).
@@ -268,9 +255,7 @@ def montage_figure(
     fig.get_layout_engine().set(wspace=0.06)
     grid = fig.subplots(n_rows, 3, gridspec_kw={"width_ratios": widths}, squeeze=False)
     bar = scale_length(min(widths))
-    if palette is None:
-        palette = method_palette(list(masks), methods)
-    colors = {name: palette.get(name, METHOD_COLORS[i % len(METHOD_COLORS)]) for i, name in enumerate(masks)}
+    colors = {**method_palette(list(masks), methods), **(palette or {})}
     rows: list[tuple[str | None, np.ndarray | None]] = [(None, None), *ras_masks.items()]
     for r, (name, mask) in enumerate(rows):
         for ax, view, w, h in zip(grid[r], VIEWS, widths, heights, strict=True):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-REFERENCE_COLOR = "#ffd700"
-"""The reference mask's colour (montages, the qualitative figure)."""
+REFERENCE_COLOR = "#ffffff"
+"""The reference mask's colour (montages, the qualitative figure): white, unlike any method's colour."""
 
 
 def _base_colors() -> list[tuple[float, float, float]]:

@@ -3,7 +3,7 @@
 Each dataset gets two rows of panels: a slice through the brain (the coronal slice through the reference's
 centre of mass) and the slice where the methods differ most (of every axial, coronal and sagittal slice, the
 one with the most voxels on which the successful methods do not all agree; on heads with a neck this is
-usually the neck or an edge where some method leaks). The first column is the reference mask's outline (gold)
+usually the neck or an edge where some method leaks). The first column is the reference mask's outline (white)
 over the image; each other column is one method's outline in its colour (:mod:`pumba.figures.palette`) over
 the image with the reference's outline thin beside it, and its Dice in the corner. A failed run is a panel
 marked "failed". The panels are cropped to the union of every mask and the reference with a margin, so a leak
