@@ -272,3 +272,8 @@ def test_validate_scores_models_on_a_manifest(tmp_path, tiny_model, itk_head):
     assert list(scores["dataset"]) == ["itk", "itk"] and list(scores["step"]) == [3, 3]
     assert scores["dice"].between(0, 1).all() and (scores["fp_ml"] >= 0).all()
     assert scores["dice"].nunique() == 1  # the same model twice, deterministic
+    # the post-processing arm of the ablation: the authors' post-processing instead of ours
+    assert main([*argv, "--out", str(out), "--no-tta", "--postprocess", "pumba"]) == 0
+    assert pd.read_csv(out)["dice"].between(0, 1).all()
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(out), "--postprocess", "none"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pumba.infer.postprocess import POSTPROCESS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` sub-command."""
@@ -64,6 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--mode", default="auto", help="geometry mode: auto, transform or resize (default: auto)")
     v.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     v.add_argument("--no-tta", dest="tta", action="store_false", help="no flip test-time augmentation")
+    v.add_argument(
+        "--postprocess",
+        default="tight",
+        choices=POSTPROCESS,
+        help="post-processing of the network's mask: tight (ours) or pumba (the authors'); default: tight",
+    )
     v.set_defaults(func=_validate)
 
 
@@ -138,7 +146,9 @@ def _validate(args: argparse.Namespace) -> int:
         raise InputError(f"--threads {args.threads}: need at least one thread")
     if args.threads:
         torch.set_num_threads(args.threads)
-    scores = score_models(args.model, args.manifest, args.mode, tta=args.tta, fine_paths=args.fine)
+    scores = score_models(
+        args.model, args.manifest, args.mode, args.postprocess, tta=args.tta, fine_paths=args.fine
+    )
     write_text_atomic(args.out, scores.to_csv(index=False))
     print(dice_by_dataset(scores).to_string(index=False, float_format="%.3f"), file=sys.stderr)
     return 0

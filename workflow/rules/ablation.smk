@@ -52,11 +52,13 @@ rule ablation:
         "results/tables/table3_ablation.csv",
 
 
-# Inference arms of our model (config["methods"][OURS]'s weights): each geometry mode and no test-time flips.
+# Inference arms of our model (config["methods"][OURS]'s weights): each geometry mode, no test-time flips, and the
+# authors' post-processing instead of ours.
 INFERENCE_ARMS = {
     "infer-resize": "--mode resize",
     "infer-transform": "--mode transform",
     "infer-no-tta": "--no-tta",
+    "infer-pumba-postprocess": "--postprocess pumba",
 }
 ABLATION_REFERENCE = config["ablation"].get("reference", config["ablation"]["arms"][0])
 SEED_ARMS = config["ablation"].get("seed_arms", [])
