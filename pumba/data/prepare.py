@@ -34,7 +34,7 @@ from pumba.data.converters import CONVERTERS, SourceScan
 from pumba.data.fetch import FetchError, fetch_file
 from pumba.data.manifest import IMAGE_NAME, MANIFEST_NAME, MASK_NAME, manifest_row, manifest_text
 from pumba.data.plan import subject_slots
-from pumba.data.registry import Dataset, Registry, Subject
+from pumba.data.registry import Dataset, Registry
 from pumba.grid import check_same_grid
 from pumba.io import InputError, Volume, load_volume, save_like, write_text_atomic
 
@@ -163,27 +163,11 @@ def prepare_dataset(
     else:
         status = DatasetStatus(dataset.id, available=True, reason=None, n_subjects=len(files))
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{dataset.id}.", suffix=".tmp", dir=out_dir))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary directory
-        rows = []
-        for subj_id, (image_path, mask_path) in files.items():
-            (staging / subj_id).mkdir()
-            try:
-                subject: Subject = dataset.subjects[subj_id]
-                prepare_subject(
-                    image_path, mask_path, subject.mask_threshold, dataset.fixes, staging / subj_id
-                )
-            except InputError as exc:
-                raise InputError(f"dataset {dataset.id}, subject {subj_id}: {exc}") from None
-            rows.append(manifest_row(dataset, subj_id, final / subj_id))
-            log.info("%s/%s: prepared", dataset.id, subj_id)
-        write_text_atomic(staging / MANIFEST_NAME, manifest_text(rows))
-        write_text_atomic(staging / "status.json", status.to_json())
-        _replace_dir(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    scans = [
+        (subj_id, SourceScan(subj_id, image, mask, dataset.subjects[subj_id].mask_threshold))
+        for subj_id, (image, mask) in files.items()
+    ]
+    _write_prepared(final, dataset, scans, status)
     return status
 
 
@@ -244,17 +228,18 @@ def prepare_collection(
 def _write_prepared(
     final: Path, dataset: Dataset, chosen: list[tuple[str, SourceScan]], status: DatasetStatus
 ) -> None:
-    """Prepare ``chosen`` (slot, scan) into a staging directory, then rename it to ``final``."""
+    """Prepare ``chosen`` (subject id, scan) into a staging directory, then rename it to ``final``."""
     staging = Path(tempfile.mkdtemp(prefix=f".{dataset.id}.", suffix=".tmp", dir=final.parent))
     try:
-        staging.chmod(0o755)
+        staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary directory
         rows = []
         for slot, scan in chosen:
             (staging / slot).mkdir()
             try:
                 prepare_subject(scan.image, scan.mask, scan.mask_threshold, dataset.fixes, staging / slot)
             except InputError as exc:
-                raise InputError(f"dataset {dataset.id}, scan {scan.source_id}: {exc}") from None
+                scan_id = "" if scan.source_id == slot else f" ({scan.source_id})"
+                raise InputError(f"dataset {dataset.id}, subject {slot}{scan_id}: {exc}") from None
             rows.append(
                 manifest_row(dataset, slot, final / slot, scan.source_id, scan.modality, scan.pathology)
             )

@@ -211,17 +211,7 @@ class Stripper:
         t0 = time.perf_counter()
         volume = volume_from_image(image)
         warnings = head_problems(volume)
-        out = _strip.predict_brain(
-            volume,
-            self.network,
-            self.info,
-            self.mode,
-            self.postprocess,
-            self.device,
-            self.tta,
-            with_prob=prob or qc,
-            with_flips=qc,
-        )
+        out = self.predict(volume, with_prob=prob or qc, with_flips=qc)
         if not out.mask.any():
             raise InputError(f"{volume.path}: no brain found (the mask is empty); nothing to strip")
         score = None

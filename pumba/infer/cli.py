@@ -147,15 +147,7 @@ def _strip(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: need at least one")
     threshold = QC_THRESHOLD if args.qc_threshold is None else args.qc_threshold
-    stripper_kwargs = {
-        "model": args.model,
-        "mode": args.mode,
-        "postprocess": args.postprocess,
-        "device": args.device,
-        "threads": args.threads,
-        "tta": args.tta,
-        "qc_threshold": threshold,
-    }
+    stripper_kwargs = _stripper_kwargs(args)
     images = args.image
     if len(images) > 1 or is_glob(images[0]) or Path(images[0]).is_dir():
         return _strip_many(args, stripper_kwargs)
@@ -271,7 +263,6 @@ def _bids(args: argparse.Namespace) -> int:
 
     from pumba.infer.batch import run_batch, summary
     from pumba.infer.bids import group_table, plan_bids, write_dataset_description
-    from pumba.infer.qc import QC_THRESHOLD
     from pumba.io import InputError
 
     bids_dir, out_dir = Path(args.bids_dir), Path(args.output_dir)
@@ -288,15 +279,7 @@ def _bids(args: argparse.Namespace) -> int:
         bids_dir, out_dir, args.participant_label, args.session_label, args.suffix, args.stripped, args.prob
     )
     write_dataset_description(bids_dir, out_dir)
-    stripper_kwargs = {
-        "model": args.model,
-        "mode": args.mode,
-        "postprocess": args.postprocess,
-        "device": args.device,
-        "threads": args.threads,
-        "tta": args.tta,
-        "qc_threshold": QC_THRESHOLD if args.qc_threshold is None else args.qc_threshold,
-    }
+    stripper_kwargs = _stripper_kwargs(args)
     outcomes = run_batch(
         jobs, stripper_kwargs, args.border, True, args.jobs, False if args.no_progress or args.quiet else None
     )
@@ -385,3 +368,18 @@ def _qc_validate(args: argparse.Namespace) -> int:
 
         print(Path(args.md).read_text(), end="")
     return 0
+
+
+def _stripper_kwargs(args: argparse.Namespace) -> dict:
+    """The :class:`pumba.infer.api.Stripper` settings of ``pumba strip``'s or ``pumba bids``'s flags."""
+    from pumba.infer.qc import QC_THRESHOLD
+
+    return {
+        "model": args.model,
+        "mode": args.mode,
+        "postprocess": args.postprocess,
+        "device": args.device,
+        "threads": args.threads,
+        "tta": args.tta,
+        "qc_threshold": QC_THRESHOLD if args.qc_threshold is None else args.qc_threshold,
+    }
