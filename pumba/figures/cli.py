@@ -234,7 +234,9 @@ def _synth_steps(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     base = load_base(args.base_config, args.size)
-    name = str(args.base_config) if args.base_config is not None else "SynthConfig defaults"
+    # the config's folder and name (v2/coarse.yaml), not the checkout's absolute path
+    config = Path(args.base_config) if args.base_config is not None else None
+    name = f"{config.parent.name}/{config.name}" if config is not None else "SynthConfig defaults"
     synth_steps(base, args.out, args.seed, args.n, name)
     return 0
 
