@@ -263,9 +263,21 @@ def test_slabwise_mask_resampling_equals_the_whole_map(shape, affine, mode, seed
 @given(shape=st.tuples(*[st.integers(2, 40)] * 3), affine=affines(degenerate=False))
 def test_resize_mode_covers_the_whole_field_of_view(shape, affine):
     """In resize mode a grid that is brain everywhere maps back to an input that is brain everywhere, edges
-    included: the grid and the input span the same field of view."""
+    included; the image reaches every grid point inside the field of view (for voxel axes along the world's,
+    every grid point: the grid and the input span the same field of view) and none outside it (the corners
+    of an oblique scan's box squared to the world are background)."""
     matrix, _ = affine
     image = np.ones(shape, np.float32)
     geometry = plan_geometry(_volume(image, matrix), image, 16, 256.0, "resize")
     assert mask_to_input(np.ones((16, 16, 16), bool), geometry).all()
-    assert to_grid(image, geometry).min() == pytest.approx(1.0)
+    grid = to_grid(image, geometry)
+    m = geometry.grid_to_input
+    points = np.indices(grid.shape).reshape(3, -1)
+    source = m[:3, :3] @ points + m[:3, 3:]
+    limit = np.asarray(shape)[:, None] - 0.5
+    inside = ((source >= -0.5 + 1e-4) & (source <= limit - 1e-4)).all(axis=0).reshape(grid.shape)
+    outside = ((source < -0.5 - 1e-4) | (source > limit + 1e-4)).any(axis=0).reshape(grid.shape)
+    assert not inside.any() or grid[inside].min() == pytest.approx(1.0)
+    assert not outside.any() or grid[outside].max() == 0
+    if np.allclose(m[:3, :3], np.diag(np.diag(m[:3, :3]))):
+        assert grid.min() == pytest.approx(1.0)

@@ -117,6 +117,22 @@ def head_box_world(volume: Volume, normalised: np.ndarray) -> tuple[np.ndarray, 
     return world.min(axis=0), world.max(axis=0)
 
 
+def along_world_axes(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """The field of view's length (mm) and the voxel size (mm) along each world axis (R, A, S): those of the
+    voxel axis closest to it (nibabel's ``io_orientation``; after :mod:`pumba.infer.orientation` reorders
+    a volume, voxel axis i is the one closest to world axis i)."""
+    from nibabel.orientations import io_orientation
+
+    ornt = io_orientation(volume.affine)
+    world_axis = ornt[:, 0]
+    if np.isnan(world_axis).any():  # an axis io_orientation cannot attribute: keep the voxel order
+        world_axis = np.arange(3.0)
+    lengths, zooms = np.empty(3), np.empty(3)
+    lengths[world_axis.astype(int)] = field_of_view_mm(volume)
+    zooms[world_axis.astype(int)] = volume.zooms
+    return lengths, zooms
+
+
 def head_extent(volume: Volume, normalised: np.ndarray) -> np.ndarray:
     """Fraction of the field of view that the head's bounding box spans along each world axis (0 if no head).
 
@@ -128,7 +144,8 @@ def head_extent(volume: Volume, normalised: np.ndarray) -> np.ndarray:
     if box is None:
         return np.zeros(normalised.ndim)
     low, high = box
-    return (high - low + volume.zooms) / field_of_view_mm(volume)
+    lengths, zooms = along_world_axes(volume)
+    return (high - low + zooms) / lengths
 
 
 def choose_mode(volume: Volume, mode: str = "auto", normalised: np.ndarray | None = None) -> str:
@@ -158,7 +175,7 @@ def plan_geometry(volume: Volume, normalised: np.ndarray, size: int, fov_mm: flo
     """
     fov_centre = volume.affine @ np.append((np.asarray(volume.data.shape) - 1) / 2, 1.0)
     if mode == "resize":
-        spacing = field_of_view_mm(volume) / size
+        spacing = along_world_axes(volume)[0] / size
         centre = fov_centre[:3]
     else:
         spacing = np.full(3, fov_mm / size)
@@ -194,6 +211,7 @@ def to_grid(normalised: np.ndarray, geometry: Geometry, overwrite: bool = False)
         mode=_edge_mode(geometry),
         cval=0.0,
     )
+    _zero_beyond_the_edge(out, geometry, m[:3, :3], m[:3, 3], normalised.shape)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
@@ -208,10 +226,42 @@ def _edge_mode(geometry: Geometry) -> str:
     return "nearest" if geometry.mode == "resize" else "constant"
 
 
+def _zero_beyond_the_edge(
+    values: np.ndarray,
+    geometry: Geometry,
+    matrix: np.ndarray,
+    offset: np.ndarray,
+    source_shape: tuple[int, ...],
+) -> None:
+    """Set to 0, in place, the points of a ``resize`` resampling that fall beyond the source's edge.
+
+    'nearest' (:func:`_edge_mode`) is meant for the half voxel between the outermost voxel centres and the
+    edge of the field of view. When the grid is oblique to the input (``resize`` of an oblique scan squares
+    its box to the world), whole corners of the network grid lie outside the scan; there the edge's value
+    would be smeared out: they are background. (The way back keeps 'nearest': an input voxel in a corner
+    outside the box takes the nearest grid value, so a brain touching the field of view's edge keeps it.)
+    ``values`` (axes of the output) were sampled at ``matrix @ p + offset`` of the source; points more than
+    half a voxel outside ``[0, n - 1]`` along a source axis become 0. A resampling along the source's own
+    axes has no such point, and nothing is computed.
+    """
+    if geometry.mode != "resize" or np.allclose(matrix - np.diag(np.diag(matrix)), 0.0, atol=1e-9):
+        return
+    axes = [np.arange(n, dtype=np.float32) for n in values.shape]
+    outside = np.zeros(values.shape, dtype=bool)
+    for k, n in enumerate(source_shape):
+        coordinate = np.float32(offset[k])
+        for j, axis in enumerate(axes):
+            shape = [1] * values.ndim
+            shape[j] = -1
+            coordinate = coordinate + np.float32(matrix[k, j]) * axis.reshape(shape)
+        outside |= (coordinate < -0.5) | (coordinate > n - 0.5)
+    values[outside] = 0
+
+
 def to_input(grid_values: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Resample a float map on the network grid back onto the input's grid (trilinear), float32."""
     inv = np.linalg.inv(geometry.grid_to_input)
-    return ndimage.affine_transform(
+    out = ndimage.affine_transform(
         grid_values.astype(np.float32),
         inv[:3, :3],
         offset=inv[:3, 3],
@@ -220,6 +270,7 @@ def to_input(grid_values: np.ndarray, geometry: Geometry) -> np.ndarray:
         mode=_edge_mode(geometry),
         cval=0.0,
     )
+    return out
 
 
 SLAB_VOXELS = 1 << 23
