@@ -128,18 +128,18 @@ def _root(here: Path) -> Path:
 def _fetch_url(part: UrlPart, here: Path, options: FetchOptions) -> dict:
     checksum = _url_checksum(part, options)
     target = here / "files" / _basename(part.url)
-    if not (target.is_file() and checksum and file_digest(target, checksum.algorithm) == checksum.value):
-        # (a verified file from a try whose unpacking failed is not downloaded again)
-        download(
-            part.url,
-            target,
-            checksum=checksum,
-            size=part.size,
-            timeout_s=options.timeout_s,
-            retries=options.retries,
-            progress=options.progress,
-        )
-    got = f"sha256:{file_digest(target)}"
+    # a verified file from a try whose unpacking failed is not downloaded again (download() checks it)
+    download(
+        part.url,
+        target,
+        checksum=checksum,
+        size=part.size,
+        timeout_s=options.timeout_s,
+        retries=options.retries,
+        progress=options.progress,
+    )
+    verified = checksum is not None and checksum.algorithm == "sha256"
+    got = f"sha256:{checksum.value if verified else file_digest(target)}"
     if checksum is None:
         log.warning(
             "%s: no checksum to check it against (%s); its sha256 was %s", part.url, part.no_checksum, got
@@ -340,7 +340,7 @@ def _unpack_each(archives: list[Path], here: Path) -> None:
 
 def _fetch_openneuro(part: OpenNeuroPart, here: Path, options: FetchOptions) -> dict:
     prefix = f"{part.dataset}/"
-    listed = [o for o in list_s3(options.s3_endpoint, OPENNEURO_BUCKET, prefix, options.timeout_s)]
+    listed = list_s3(options.s3_endpoint, OPENNEURO_BUCKET, prefix, options.timeout_s)
     by_path = {o.key[len(prefix) :]: o for o in listed if not o.key.endswith("/")}
     if "CHANGES" not in by_path:
         raise DownloadError(

@@ -188,6 +188,16 @@ def ibsr(roots: dict[str, Path]) -> list[SourceScan]:
 # --- PRIME-DE with the NHP-BrainExtraction masks -------------------------------------------------
 
 
+def _from_site(path: Path, root: Path, stem: str) -> str | None:
+    """``site-<s>/.../<stem>``: ``path`` below ``root`` from its last ``site-`` folder on, named ``stem``
+    (None when no folder of the path is a site's)."""
+    relative = path.relative_to(root).parts
+    sites = [i for i, p in enumerate(relative) if p.startswith("site-")]
+    if not sites:
+        return None
+    return Path(*relative[sites[-1] :]).with_name(stem).as_posix()
+
+
 def prime_de(roots: dict[str, Path]) -> list[SourceScan]:
     """PRIME-DE: masks ``.../brainmasks/data/site-<s>/sub-<i>/ses-<n>/anat/<T1w name>_mask.nii.gz``
     (NHP-BrainExtraction), images ``site-<s>/sub-<i>/ses-<n>/anat/<T1w name>.nii.gz`` from the
@@ -197,17 +207,12 @@ def prime_de(roots: dict[str, Path]) -> list[SourceScan]:
     images_root = _part(roots, "images", "prime-de")
     images = {}
     for image in _niftis(images_root, "sub-*_T1w"):
-        relative = image.relative_to(images_root).parts
-        sites = [i for i, p in enumerate(relative) if p.startswith("site-")]
-        if sites:
-            images[Path(*relative[sites[-1] :]).with_name(_stem(image)).as_posix()] = image
+        key = _from_site(image, images_root, _stem(image))
+        if key is not None:
+            images[key] = image
     scans = []
     for mask in _niftis(masks_root, "sub-*_mask"):
-        relative = mask.relative_to(masks_root).parts
-        sites = [i for i, p in enumerate(relative) if p.startswith("site-")]
-        if not sites:
-            continue
-        key = Path(*relative[sites[-1] :]).with_name(_stem(mask)[: -len("_mask")]).as_posix()
+        key = _from_site(mask, masks_root, _stem(mask)[: -len("_mask")])
         if key in images:
             scans.append(SourceScan(source_id=key.replace("/", "_"), image=images[key], mask=mask))
     return _sorted_unique(scans, "prime-de", masks_root)
