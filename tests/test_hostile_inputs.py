@@ -267,6 +267,7 @@ def test_output_folders_that_cannot_be_made_are_one_line_errors(tmp_path, capsys
         (["generate", "--n", "1", "--seed", "0", "--size", "32", "--out", "/proc/pumba/sub"], "/proc/pumba"),
         (["train", "--config", str(config), "--out", str(a_file)], "exists and is not a directory"),
         (["train", "--config", str(config), "--out", f"{a_file}/run"], "a-file is a file, not a directory"),
+        (["train", "--config", str(config), "--out", str(tmp_path / "r"), "--steps", "0"], "--steps 0: need"),
     )
     for argv, problem in cases:
         code = main(argv)

@@ -110,6 +110,10 @@ def test_postprocess_keeps_the_largest_interior_component_and_adds_one_voxel():
     prob[:, 4, 5:12, 5:12] = [[[0]], [[0]], [[1]]]  # a boundary face
     ref = postprocess(prob, "pumba")
     assert ref[4, 8, 8] and not ref[3, 8, 8]
+    # a model trained without the boundary class: its interior is the whole brain, nothing is added to it
+    for method in ("tight", "pumba"):
+        alone = postprocess(prob, method, boundary_class=False)
+        assert alone.sum() == 7**3 and alone[5:12, 5:12, 5:12].all() and not alone[16, 16, 16]
 
 
 def test_largest_component_of_empty_is_empty():

@@ -11,9 +11,10 @@ from conftest import TINY_TRAIN
 from pumba.io import InputError
 from pumba.model.checkpoint import load_checkpoint, load_model, save_model
 from pumba.model.config import TrainConfig
-from pumba.model.loss import pumba_loss, soft_dice
+from pumba.model.loss import brain_loss, pumba_loss, soft_dice
 from pumba.model.train import Trainer, learning_rate
 from pumba.model.unet import UNet3D, count_parameters
+from pumba.synth import make_target
 
 TINY = TINY_TRAIN
 
@@ -46,6 +47,31 @@ def test_loss_is_zero_for_a_perfect_prediction_and_high_for_a_wrong_one():
     assert pumba_loss(wrong, target)[0].item() > 0.9
 
 
+def test_without_the_boundary_class_the_target_is_the_brain_and_the_loss_its_dice():
+    mask = torch.zeros(1, 8, 8, 8, dtype=torch.uint8)
+    mask[:, 2:6, 2:6, 2:6] = 1
+    three = make_target(mask)
+    assert set(three.unique().tolist()) == {0, 1, 2} and (three == 1).sum() == 2**3
+    two = make_target(mask, boundary_class=False)
+    assert set(two.unique().tolist()) == {0, 1} and torch.equal(two == 1, mask.bool())
+    perfect = torch.nn.functional.one_hot(two, 3).permute(0, 4, 1, 2, 3).float() * 50
+    loss, parts = brain_loss(perfect, two)
+    assert loss.item() < 1e-3 and set(parts) == {"dice_brain"}
+    # brain predicted as the boundary class is no brain to this loss
+    as_boundary = torch.nn.functional.one_hot(two * 2, 3).permute(0, 4, 1, 2, 3).float() * 50
+    assert brain_loss(as_boundary, two)[0].item() > 0.9
+
+
+def test_training_without_the_boundary_class_is_recorded_in_the_model(tmp_path):
+    path = Trainer(TrainConfig.from_dict({**TINY, "boundary_class": False}), tmp_path, progress=False).run()
+    header = (tmp_path / "train_log.csv").read_text().splitlines()[0].split(",")
+    assert "dice_brain" in header and "dice_boundary" not in header
+    assert load_model(path)[1]["boundary_class"] is False
+    assert load_model(tmp_path / "checkpoint.pt")[1]["boundary_class"] is False
+    with pytest.raises(ValueError, match="'boundary_class' applies to the whole-head stage"):
+        TrainConfig.from_dict({**TINY, "stage": "fine", "boundary_class": False})
+
+
 def test_learning_rate_schedule():
     cfg = TrainConfig.from_dict({"steps": 100, "lr": 1e-3, "lr_min": 0.0, "warmup_steps": 10})
     assert learning_rate(cfg, 0) == pytest.approx(1e-4)
@@ -71,7 +97,7 @@ def test_model_file_round_trip_in_half_precision(tmp_path):
     model = UNet3D(widths=(4, 8), bottleneck=8, groups=4)
     save_model(model, tmp_path / "m.pt", input_size=32, fov_mm=256, meta={"x": 1}, half=True)
     loaded, info = load_model(tmp_path / "m.pt")
-    assert info["input_size"] == 32 and info["meta"] == {"x": 1}
+    assert info["input_size"] == 32 and info["meta"] == {"x": 1} and info["boundary_class"] is True
     for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-3)
 
@@ -231,3 +257,17 @@ def test_snapshots_are_written_every_n_steps(tmp_path):
     _, info = load_model(snaps[0])
     assert info["meta"]["steps"] == 2
     assert next(iter(torch.load(snaps[0], weights_only=False)["state_dict"].values())).dtype == torch.float16
+
+
+def test_steps_flag_replaces_the_config_steps(tmp_path):
+    import yaml
+
+    from pumba.cli import main
+
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(yaml.safe_dump({**TINY, "steps": 50}))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg_path), "--out", str(out), "--steps", "2", "--no-progress"]) == 0
+    assert [int(r["step"]) for r in csv.DictReader((out / "train_log.csv").open())] == [1, 2]
+    assert load_model(out / "model.pt")[1]["meta"]["config"]["steps"] == 2
+    assert yaml.safe_load((out / "config.yaml").read_text())["steps"] == 2

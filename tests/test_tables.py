@@ -120,9 +120,12 @@ def validate_scores(arms: dict[str, float]) -> pd.DataFrame:
 
 
 def test_ablation_table_reads_against_the_seed_range():
-    scores = validate_scores({"ref": 0.90, "ref-seed": 0.92, "no-x": 0.80, "plus-y": 0.91})
+    scores = validate_scores(
+        {"ref": 0.90, "ref-seed": 0.92, "no-x": 0.80, "plus-y": 0.91, "no-boundary-class": 0.89}
+    )
     frame, _, rows = ablation_table(scores, "ref", ["ref", "ref-seed"])
     f = frame.set_index("arm")
+    assert f.loc["no-boundary-class", "group"] == "label: no boundary class"
     assert f.loc["no-x", "delta_dice"] == pytest.approx(-0.10) and f.loc["no-x", "beyond_seed_range"]
     assert not f.loc["plus-y", "beyond_seed_range"]  # +0.01 is within the seeds' 0.02
     assert f.loc["no-x", "group"] == "generator: one switch removed"

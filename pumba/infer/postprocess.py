@@ -9,6 +9,9 @@ result is the mask the label was made from, not one voxel larger.
 ``pumba`` (the reference): the largest interior component, dilated by a 5^3 cube, plus the boundary-class
 voxels inside that dilation. It adds both halves of the thick boundary, so it is about one voxel larger than
 the brain; at 4 mm voxels that costs several Dice points (see notes/CPU-TRAINING in the team's notes).
+
+A model trained without the boundary class (the ablation; its model file says ``boundary_class: false``)
+labels the whole brain interior: both reconstructions are then its largest interior component, hole-filled.
 """
 
 from __future__ import annotations
@@ -33,13 +36,16 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == sizes.argmax()
 
 
-def postprocess(prob: np.ndarray, method: str = "tight") -> np.ndarray:
-    """Binary mask (bool, D, H, W) from class probabilities (3, D, H, W) on the network grid."""
+def postprocess(prob: np.ndarray, method: str = "tight", boundary_class: bool = True) -> np.ndarray:
+    """Binary mask (bool, D, H, W) from class probabilities (3, D, H, W) on the network grid;
+    ``boundary_class`` false for a model trained without it (the interior class is the whole brain)."""
     if method not in POSTPROCESS:
         raise ValueError(f"post-processing {method!r}: expected one of {POSTPROCESS}")
     cls = prob.argmax(axis=0)
     core = largest_component(cls == INTERIOR)
-    if method == "tight":
+    if not boundary_class:
+        mask = core
+    elif method == "tight":
         mask = ndimage.binary_dilation(core, structure=ndimage.generate_binary_structure(3, 1))
     else:
         grown = ndimage.binary_dilation(core, structure=np.ones((5, 5, 5), bool))

@@ -1,12 +1,13 @@
 """Model and checkpoint files.
 
 A *model file* holds what inference needs: ``{"format": "pumba-model", "version": 1, "architecture": {...},
-"input_size": int, "fov_mm": float, "stage": "coarse" | "fine", "grid_size": int, "state_dict": {...},
-"meta": {...}}``. Weights may be stored in float16 to halve the file; they are loaded as float32. A *training
-checkpoint* adds the optimiser, scheduler and step. ``stage`` and ``grid_size`` (the grid over the whole
-field of
-view: ``input_size`` for the whole-head model, twice the coarse grid for the fine stage, which sees crops of
-it) are absent from files older than the cascade: those are whole-head models.
+"input_size": int, "fov_mm": float, "stage": "coarse" | "fine", "grid_size": int, "boundary_class": bool,
+"state_dict": {...}, "meta": {...}}``. Weights may be stored in float16 to halve the file; they are loaded as
+float32. A *training checkpoint* adds the optimiser, scheduler and step. ``stage`` and ``grid_size`` (the grid
+over the whole field of view: ``input_size`` for the whole-head model, twice the coarse grid for the fine
+stage, which sees crops of it) are absent from files older than the cascade: those are whole-head models.
+``boundary_class`` is false for a whole-head model trained without the boundary class
+(:class:`pumba.model.config.TrainConfig`), true otherwise, and absent from older files (true).
 
 A *cascade* is a whole-head model file with the fine stage's payload under ``"refine"``
 (:func:`save_cascade`); :func:`load_model` returns its fine network in ``info["refine"]``.
@@ -35,21 +36,30 @@ def save_model(
     half: bool = False,
     stage: str = "coarse",
     grid_size: int | None = None,
+    boundary_class: bool = True,
 ) -> None:
     """Write a model file atomically; ``half`` stores the weights as float16. ``grid_size`` defaults to
-    ``input_size`` (a whole-head model)."""
+    ``input_size`` (a whole-head model); ``boundary_class`` false marks a model trained without it."""
     payload = {
         "format": MODEL_FORMAT,
         "version": VERSION,
-        **_network(model, input_size, fov_mm, stage, grid_size or input_size, half),
+        **_network(model, input_size, fov_mm, stage, grid_size or input_size, half, boundary_class),
         "meta": meta,
     }
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
 
 
-def _network(model: UNet3D, input_size: int, fov_mm: float, stage: str, grid_size: int, half: bool) -> dict:
-    """The fields that rebuild one network: architecture, grid and weights."""
+def _network(
+    model: UNet3D,
+    input_size: int,
+    fov_mm: float,
+    stage: str,
+    grid_size: int,
+    half: bool,
+    boundary_class: bool = True,
+) -> dict:
+    """The fields that rebuild one network: architecture, grid, label classes and weights."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()
     }
@@ -59,6 +69,7 @@ def _network(model: UNet3D, input_size: int, fov_mm: float, stage: str, grid_siz
         "fov_mm": float(fov_mm),
         "stage": stage,
         "grid_size": int(grid_size),
+        "boundary_class": bool(boundary_class),
         "state_dict": state,
     }
 
@@ -85,7 +96,15 @@ def save_cascade(coarse: str | Path, fine: str | Path, path: str | Path, half: b
     payload = {
         "format": MODEL_FORMAT,
         "version": VERSION,
-        **_network(c_model, c_info["input_size"], c_info["fov_mm"], "coarse", c_info["grid_size"], half),
+        **_network(
+            c_model,
+            c_info["input_size"],
+            c_info["fov_mm"],
+            "coarse",
+            c_info["grid_size"],
+            half,
+            c_info["boundary_class"],
+        ),
         "meta": {**c_info.get("meta", {}), "coarse_file": str(coarse), "fine_file": str(fine)},
         "refine": {
             **_network(f_model, f_info["input_size"], f_info["fov_mm"], "fine", f_info["grid_size"], half),
@@ -129,10 +148,9 @@ def load_model(
     """Rebuild the network from a model file (or a training checkpoint) in eval mode.
 
     Returns the model and the file's fields other than the weights (``input_size``, ``fov_mm``, ``stage``,
-    ``grid_size``, ``meta``); a cascade's fine network is ``info["refine"]`` = (model, its info). ``stage``
-    is the
-    kind of file expected: a whole-head model (or cascade) that can strip a scan, or a fine stage alone (None:
-    either).
+    ``grid_size``, ``boundary_class``, ``meta``); a cascade's fine network is ``info["refine"]`` = (model, its
+    info). ``stage`` is the kind of file expected: a whole-head model (or cascade) that can strip a scan, or
+    a fine stage alone (None: either).
     Raises InputError naming the file when it is missing, corrupt, of another kind or stage, or its weights do
     not fit its architecture.
     """
@@ -158,6 +176,7 @@ def _rebuild(path: Path, payload: dict, device: str | torch.device) -> tuple[UNe
         info["input_size"], info["fov_mm"] = int(info["input_size"]), float(info["fov_mm"])
         info["stage"] = str(info.get("stage", "coarse"))
         info["grid_size"] = int(info.get("grid_size", info["input_size"]))
+        info["boundary_class"] = bool(info.get("boundary_class", True))
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         # another architecture's weights, or a damaged description: the file cannot make this network
         raise InputError(f"{path}: weights do not fit the stored architecture ({_one_line(exc)})") from None

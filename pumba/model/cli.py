@@ -18,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="training config (YAML of TrainConfig fields)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt when it exists")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimiser steps in total, replacing the config's 'steps' (the learning-rate schedule follows)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import dataclasses
     import sys
 
     from pumba.io import InputError, make_output_dir
@@ -83,6 +90,10 @@ def _train(args: argparse.Namespace) -> int:
     from pumba.model.train import Trainer, TrainingInterruptedError
 
     cfg = TrainConfig.from_yaml(args.config)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise InputError(f"--steps {args.steps}: need at least one step")
+        cfg = dataclasses.replace(cfg, steps=args.steps)
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads}: need at least one thread")
     make_output_dir(args.out)  # a file in the way, no permission: before any work
@@ -119,6 +130,7 @@ def _export(args: argparse.Namespace) -> int:
         half=args.half,
         stage=info["stage"],
         grid_size=info["grid_size"],
+        boundary_class=info["boundary_class"],
     )
     print(f"pumba export-model: wrote {args.out}", file=sys.stderr)
     return 0

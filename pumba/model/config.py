@@ -55,6 +55,13 @@ class TrainConfig:
             and shifted by up to one, so the fine stage learns to correct the coarse stage's edge, not to
             copy it.
         edge_band: fine stage: the loss's edge term counts voxels within this many voxels of the brain's edge.
+        boundary_class: whole-head stage: the method's three-class target (background, interior, the thick
+            boundary) and its loss (true), or the ablation without the boundary class (false): the whole
+            brain labelled interior, the loss ``1 - Dice`` of the brain alone
+            (:func:`pumba.model.loss.brain_loss`). The network keeps its three output channels, so it can
+            start from a three-class model's weights; the model file records the choice, and inference then
+            takes the brain as the interior class without the boundary's one-voxel dilation
+            (:func:`pumba.infer.postprocess.postprocess`).
     """
 
     seed: int = 0
@@ -82,6 +89,7 @@ class TrainConfig:
     prior_blur: tuple[float, float] = (0.5, 1.5)
     prior_grow: int = 1
     edge_band: int = 2
+    boundary_class: bool = True
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -170,6 +178,8 @@ class TrainConfig:
                 )
             if not 0 <= self.crop_at_edge <= 1 or self.prior_grow < 0 or self.edge_band < 1:
                 raise ValueError("fine stage: need 0 <= crop_at_edge <= 1, prior_grow >= 0, edge_band >= 1")
+            if not self.boundary_class:
+                raise ValueError("'boundary_class' applies to the whole-head stage (the fine stage has none)")
             if not 0 < self.prior_blur[0] <= self.prior_blur[1]:
                 raise ValueError(f"'prior_blur' must be 0 < lo <= hi, got {list(self.prior_blur)}")
 

@@ -1,6 +1,6 @@
 """Losses: soft Dice on the interior and boundary classes (method notes: 1 - (Dice_interior + Dice_boundary))
-for the whole-head model, soft Dice of the brain overall and near its edge for the fine stage of the
-cascade."""
+for the whole-head model, soft Dice of the brain alone for its ablation without the boundary class, soft Dice
+of the brain overall and near its edge for the fine stage of the cascade."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ def pumba_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) 
     d_bnd = soft_dice(prob[:, BOUNDARY], target == BOUNDARY, smooth)
     loss = 1.0 - 0.5 * (d_int + d_bnd)
     return loss, {"dice_interior": float(d_int.detach()), "dice_boundary": float(d_bnd.detach())}
+
+
+def brain_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """Loss of the ablation without the boundary class: logits (B, 3, D, H, W) against a two-class map
+    (B, D, H, W) of 0 background and 1 brain (:func:`pumba.synth.make_target` with ``boundary_class``
+    false).
+
+    ``1 - Dice_brain``, the soft Dice of the interior channel (here the whole brain) with the brain; the
+    boundary channel is never a target, so the softmax drives it to zero. Returns the loss and a dict of
+    the Dice value as a float.
+    """
+    prob = torch.softmax(logits.float(), dim=1)
+    d_brain = soft_dice(prob[:, INTERIOR], target == INTERIOR, smooth)
+    return 1.0 - d_brain, {"dice_brain": float(d_brain.detach())}
 
 
 def edge_band(mask: torch.Tensor, radius: int) -> torch.Tensor:

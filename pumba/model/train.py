@@ -32,18 +32,31 @@ from pumba.device import resolve_device
 from pumba.io import InputError, make_output_dir, remove_stale_temporaries, write_text_atomic
 from pumba.model.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from pumba.model.config import TrainConfig
-from pumba.model.loss import pumba_loss, refine_loss
+from pumba.model.loss import brain_loss, pumba_loss, refine_loss
 from pumba.model.unet import UNet3D
 from pumba.synth import SynthConfig, augment, generate, make_target, sample_seed
 from pumba.synth.labels import thick_boundary
 
-DICE_COLUMNS = {"coarse": ("dice_interior", "dice_boundary"), "fine": ("dice_brain", "dice_edge")}
-"""The two Dice values each stage's loss reports (:func:`pumba.model.loss.pumba_loss`, ``refine_loss``)."""
+DICE_COLUMNS = {
+    "coarse": ("dice_interior", "dice_boundary"),
+    "brain": ("dice_brain",),
+    "fine": ("dice_brain", "dice_edge"),
+}
+"""The Dice values each loss reports, by :func:`loss_kind` (:func:`pumba.model.loss.pumba_loss`,
+``brain_loss``, ``refine_loss``)."""
 
 
-def log_columns(stage: str) -> tuple[str, ...]:
-    """Columns of ``train_log.csv`` for a training stage."""
-    return ("step", "seconds", "loss", *DICE_COLUMNS[stage], "lr", "samples_generated")
+def loss_kind(cfg: TrainConfig) -> str:
+    """The loss a config trains with: 'coarse' (the three-class loss), 'brain' (the whole-head stage without
+    the boundary class) or 'fine' (the cascade's second stage)."""
+    if cfg.stage == "fine":
+        return "fine"
+    return "coarse" if cfg.boundary_class else "brain"
+
+
+def log_columns(kind: str) -> tuple[str, ...]:
+    """Columns of ``train_log.csv`` for a :func:`loss_kind`."""
+    return ("step", "seconds", "loss", *DICE_COLUMNS[kind], "lr", "samples_generated")
 
 
 class TrainingInterruptedError(Exception):
@@ -116,7 +129,7 @@ class SyntheticPool:
             if factor > 1:
                 image = torch.nn.functional.avg_pool3d(image, factor)
                 mask = torch.nn.functional.avg_pool3d(mask[:, None].float(), factor)[:, 0] > 0.5
-            target = make_target(mask.to(torch.uint8))
+            target = make_target(mask.to(torch.uint8), self.cfg.boundary_class)
         return [(image[b], target[b]) for b in range(len(seeds))]
 
     def _make_fine(self, seeds: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -256,6 +269,7 @@ class Trainer:
                 "state_dict": {k: v.cpu() for k, v in self.model.state_dict().items()},
                 "stage": self.cfg.stage,
                 "grid_size": self.cfg.grid_size,
+                "boundary_class": self.cfg.boundary_class,
                 "optimizer": self.optimizer.state_dict(),
                 "step": self.step,
                 "elapsed": self.elapsed,
@@ -283,6 +297,7 @@ class Trainer:
             half=half,
             stage=self.cfg.stage,
             grid_size=self.cfg.grid_size,
+            boundary_class=self.cfg.boundary_class,
         )
 
     def resume(self) -> bool:
@@ -366,8 +381,11 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = self.model(image)
-            if cfg.stage == "fine":
+            kind = loss_kind(cfg)
+            if kind == "fine":
                 loss, parts = refine_loss(logits, target, cfg.edge_band)
+            elif kind == "brain":
+                loss, parts = brain_loss(logits, target)
             else:
                 loss, parts = pumba_loss(logits, target)
             if not torch.isfinite(loss):
@@ -378,7 +396,7 @@ class Trainer:
             self.step += 1
             self.elapsed += time.perf_counter() - t0
             bar.update(1)
-            dice = parts[DICE_COLUMNS[cfg.stage][0]]
+            dice = parts[DICE_COLUMNS[kind][0]]
             bar.set_postfix(loss=f"{loss.item():.3f}", dice=f"{dice:.3f}", refresh=False)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 self._log(loss.item(), parts, lr)
@@ -395,13 +413,13 @@ class Trainer:
         with self.log_path.open("a", newline="") as fh:
             writer = csv.writer(fh)
             if new:
-                writer.writerow(log_columns(self.cfg.stage))
+                writer.writerow(log_columns(loss_kind(self.cfg)))
             writer.writerow(
                 [
                     self.step,
                     f"{self.elapsed:.2f}",
                     f"{loss:.5f}",
-                    *(f"{parts[k]:.5f}" for k in DICE_COLUMNS[self.cfg.stage]),
+                    *(f"{parts[k]:.5f}" for k in DICE_COLUMNS[loss_kind(self.cfg)]),
                     f"{lr:.3g}",
                     self.pool.next_index,
                 ]
@@ -417,7 +435,7 @@ class Trainer:
             return
         with self.log_path.open(newline="") as fh:
             rows = list(csv.reader(fh))
-        columns = log_columns(self.cfg.stage)
+        columns = log_columns(loss_kind(self.cfg))
         if not rows or tuple(rows[0]) != columns:
             self.log_path.unlink()
             return

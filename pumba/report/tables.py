@@ -465,7 +465,8 @@ def ablation_table(
     seed-to-seed range of ``seed_arms`` (those arms' mean-Dice max - min; needs two or more of them).
 
     ``groups`` maps an arm to its group (e.g. 'generator switch', 'inference: geometry'); by default the group
-    is read from the arm's name: 'no-*' a switch removed, 'plus-*' a switch added, '*seed*' a seed.
+    is read from the arm's name: 'no-boundary*' the label without the boundary class, 'no-*' a switch removed,
+    'plus-*' a switch added, '*seed*' a seed.
     """
     means = arm_means(scores)
     if reference not in set(means["arm"]):
@@ -481,6 +482,8 @@ def ablation_table(
             return groups[arm]
         if arm in seed_arms or "seed" in arm:
             return "seed"
+        if arm.startswith("no-boundary"):
+            return "label: no boundary class"
         if arm.startswith("no-"):
             return "generator: one switch removed"
         if arm.startswith("plus-"):

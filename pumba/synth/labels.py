@@ -80,15 +80,20 @@ def thick_boundary(mask: torch.Tensor) -> torch.Tensor:
     return any_in & ~all_in
 
 
-def make_target(mask: torch.Tensor) -> torch.Tensor:
-    """3-class target int64 (B, S, S, S) from a brain mask (B, S, S, S) in {0, 1} (:mod:`pumba.classes`).
+def make_target(mask: torch.Tensor, boundary_class: bool = True) -> torch.Tensor:
+    """Class target int64 (B, S, S, S) from a brain mask (B, S, S, S) in {0, 1} (:mod:`pumba.classes`).
 
     0 background, 1 interior (mask minus its thick boundary), 2 boundary (:func:`thick_boundary`:
     the voxels on either side of the mask's edge, 6-connectivity). The classes partition the grid.
+    ``boundary_class`` false (the ablation of the boundary class): two classes, 0 background and 1 the
+    whole mask.
     """
     m = mask.bool()
-    boundary = thick_boundary(m)
     target = torch.full(m.shape, BACKGROUND, dtype=torch.int64, device=m.device)
+    if not boundary_class:
+        target[m] = INTERIOR
+        return target
+    boundary = thick_boundary(m)
     target[m & ~boundary] = INTERIOR
     target[boundary] = BOUNDARY
     return target

@@ -1,5 +1,6 @@
 # Development runs, outside the default target: `snakemake ablation --cores all` trains one model per arm of
-# config["ablation"]["arms"] (config/ablation/<arm>.yaml) and scores them all on the prepared datasets.
+# config["ablation"]["arms"] (<config_dir>/<arm>.yaml) for config["ablation"]["steps"] steps and scores them
+# all on the prepared datasets.
 
 
 use rule train as train_arm with:
@@ -15,6 +16,8 @@ use rule train as train_arm with:
     wildcard_constraints:
         arm="[A-Za-z0-9_-]+",
     threads: config["ablation"]["threads"]
+    params:
+        steps=f"--steps {config['ablation']['steps']}",
 
 
 rule ablation_scores:
@@ -125,7 +128,7 @@ rule table_ablation:
 # The spread between training seeds (`snakemake seeds --cores all`): the recipe of config["seed_spread"]
 # trained once per seed, all scored on every prepared scan.
 SEED_SPREAD = config.get(
-    "seed_spread", {"recipe": "config/train/quick.yaml", "seeds": [0, 1, 2]}
+    "seed_spread", {"recipe": "config/train/quick.yaml", "seeds": [0, 1, 2], "steps": 1000}
 )
 
 
@@ -158,6 +161,8 @@ use rule train as train_seed with:
         "results/benchmarks/seeds/train_{seed}.tsv"
     wildcard_constraints:
         seed="[0-9]+",
+    params:
+        steps=f"--steps {SEED_SPREAD['steps']}",
 
 
 rule seed_scores:

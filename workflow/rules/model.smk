@@ -23,8 +23,10 @@ rule train:
     params:
         out=lambda wc, output: os.path.dirname(output.model),
         device=config["training"]["device"],
+        # the config's own number of steps; the ablation and seed runs set theirs (workflow/rules/ablation.smk)
+        steps="",
     shell:
-        "pumba train --config {input.config} --out {params.out} --resume "
+        "pumba train --config {input.config} --out {params.out} --resume {params.steps} "
         "--device {params.device} --threads {threads} --no-progress > {log} 2>&1"
 
 
