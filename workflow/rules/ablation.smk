@@ -128,7 +128,8 @@ rule table_ablation:
 # The spread between training seeds (`snakemake seeds --cores all`): the recipe of config["seed_spread"]
 # trained once per seed, all scored on every prepared scan.
 SEED_SPREAD = config.get(
-    "seed_spread", {"recipe": "config/train/quick.yaml", "seeds": [0, 1, 2], "steps": 1000}
+    "seed_spread",
+    {"recipe": "config/train/quick.yaml", "seeds": [0, 1, 2], "steps": 1000},
 )
 
 
