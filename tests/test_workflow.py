@@ -144,8 +144,13 @@ def test_a_config_method_is_checked_against_the_registry(tmp_path, entry, messag
 
 @pytest.mark.parametrize("target", ["release", "ablation", "seeds"])
 def test_dry_run_of_the_release_and_ablation_targets(tmp_path, target):
-    config = str(REPO / "config" / "config.yaml")
-    res = snakemake("-n", "--cores", "2", target, "--configfile", config, cwd=tmp_path)
+    config = REPO / "config" / "config.yaml"
+    settings = yaml.safe_load(config.read_text())
+    # the training scale of the ablation and seed runs comes from the config, not from the arms' files
+    settings["ablation"]["steps"], settings["seed_spread"]["steps"] = 7, 9
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(settings))
+    res = snakemake("-n", "-p", "--cores", "2", target, "--configfile", str(changed), cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     expected = {
         "release": ["train", "export_release", "release_scores"],
@@ -158,8 +163,13 @@ def test_dry_run_of_the_release_and_ablation_targets(tmp_path, target):
     if target == "seeds":  # one training per seed of config seed_spread, none of the default run's
         seeds = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["seed_spread"]["seeds"]
         assert int(counts["train_seed"]) == len(seeds) >= 3 and "strip" not in counts
+    trains = re.findall(r"pumba train .*$", res.stdout + res.stderr, flags=re.M)
+    if target == "seeds":
+        assert len(trains) == len(settings["seed_spread"]["seeds"]) and all("--steps 9 " in t for t in trains)
     if target == "ablation":  # resize, transform, no TTA, the authors' post-processing
         assert int(counts["ablation_inference_scores"]) == 4
+        assert len(trains) == len(settings["ablation"]["arms"]) and all("--steps 7 " in t for t in trains)
+        assert any("no-boundary-class.yaml" in t for t in trains)
 
 
 @pytest.mark.slow
