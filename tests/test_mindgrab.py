@@ -248,3 +248,10 @@ def test_mindgrab_on_a_real_head(tmp_path, monkeypatch):
     out, ref = load_volume(mask), load_volume(ITK_MASK)
     np.testing.assert_allclose(out.affine, load_volume(ITK_HEAD).affine)
     assert dice(out.data > 0, ref.data > 0) > 0.85
+
+
+def test_the_records_name_the_weights_not_only_this_package():
+    from pumba.bench.registry import tool_version
+
+    version = tool_version(METHODS["mindgrab"])
+    assert mg.COMMIT[:7] in version and mg.MODEL_BIN.sha256[:16] in version and version.startswith("pumba ")

@@ -90,6 +90,16 @@ DEMO_HEAD = _brainchop_file(
 )
 """brainchop's demo head (256^3, 1 mm, uint8, LIA; no mask): for checks, not a benchmark scan."""
 
+
+def weights_version() -> str:
+    """The version the run records name: this port and the weights it runs (brainchop's commit, the digest
+    of model.bin)."""
+    import pumba
+
+    weights = f"{REPO}@{COMMIT[:7]} model.bin sha256:{MODEL_BIN.sha256[:16]}"
+    return f"pumba {pumba.__version__} port, weights {weights}"
+
+
 CHANNELS = 15
 DILATIONS: tuple[int, ...] = (16, 8, 4, 2, 1) * 5
 CLASSES = 2

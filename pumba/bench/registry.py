@@ -39,6 +39,9 @@ class Method:
         command: builds the child's command line (settings' flags are appended).
         settings: the tool's options (config keys, command-line flags, keyword arguments).
         package: the installed distribution whose version the run records name (None: this package's).
+        version: the version string itself, for a tool this package runs with weights of its own source
+            (a port: the weights' commit and digest say more than this package's version); None: as
+            ``package`` says.
         geometry: the grid the tool works on, one line for the record.
         needs_file: a setting that must name an existing file (weights a user supplies) for the tool to
             run; without it the method is skipped and the methods table says why.
@@ -50,6 +53,7 @@ class Method:
     command: Command
     settings: tuple[Setting, ...] = ()
     package: str | None = None
+    version: Callable[[], str] | None = None
     geometry: str = "the input's grid"
     needs_file: str | None = None
     mem_mb: int = 2000
@@ -64,6 +68,12 @@ def _module(module: str) -> Command:
         return [sys.executable, "-m", f"pumba.baselines.{module}", "-i", image, "-o", mask]
 
     return build
+
+
+def _mindgrab_version() -> str:
+    from pumba.baselines import mindgrab
+
+    return mindgrab.weights_version()
 
 
 def _pumba(image: str, mask: str, threads: int | None) -> list[str]:
@@ -117,6 +127,7 @@ METHODS: Mapping[str, Method] = MappingProxyType(
                 "mindgrab",
                 "MindGrab synthetic-trained MeshNet (brainchop web-app pipeline), CPU",
                 _module("mindgrab"),
+                version=_mindgrab_version,
                 geometry="conformed 256^3 1 mm LIA (FreeSurfer-style), cropped to the head",
                 mem_mb=4000,
                 runtime_min=30,
@@ -202,7 +213,8 @@ def get_method(tool: str) -> Method:
 
 
 def tool_version(method: Method, settings: Mapping[str, object] | None = None) -> str:
-    """The installed version of the tool's distribution ("not installed" when it is missing).
+    """The installed version of the tool's distribution ("not installed" when it is missing), or the
+    tool's own :attr:`Method.version`.
 
     A tool that runs a file the user supplies (``needs_file``) is named by that file's sha256 (first 16
     hex digits) instead, when ``settings`` name one that exists.
@@ -214,6 +226,8 @@ def tool_version(method: Method, settings: Mapping[str, object] | None = None) -
 
             digest = file_digest(path)
             return f"{path.name} sha256:{digest[:16]}"
+    if method.version is not None:
+        return method.version()
     name = method.package or "pumba"
     try:
         return f"{name} {metadata.version(name)}"
