@@ -271,3 +271,18 @@ def test_steps_flag_replaces_the_config_steps(tmp_path):
     assert [int(r["step"]) for r in csv.DictReader((out / "train_log.csv").open())] == [1, 2]
     assert load_model(out / "model.pt")[1]["meta"]["config"]["steps"] == 2
     assert yaml.safe_load((out / "config.yaml").read_text())["steps"] == 2
+
+
+def test_a_deleted_log_comes_back_whole_from_the_checkpoint(tmp_path):
+    # a workflow manager deletes a failed job's outputs (the log among them) before it runs the job again
+    Trainer(TrainConfig.from_dict(TINY), tmp_path, progress=False).run()
+    whole = (tmp_path / "train_log.csv").read_text()
+    (tmp_path / "train_log.csv").unlink()
+    (tmp_path / "model.pt").unlink()
+    Trainer(TrainConfig.from_dict(TINY), tmp_path, progress=False).run(resume=True)
+    assert (tmp_path / "train_log.csv").read_text() == whole and (tmp_path / "model.pt").exists()
+    # resumed further, the log goes on from the checkpoint's rows
+    (tmp_path / "train_log.csv").unlink()
+    Trainer(TrainConfig.from_dict({**TINY, "steps": 6}), tmp_path, progress=False).run(resume=True)
+    steps = [int(r["step"]) for r in csv.DictReader((tmp_path / "train_log.csv").open())]
+    assert steps == [1, 2, 3, 4, 5, 6]

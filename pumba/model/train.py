@@ -8,6 +8,8 @@ fine stage at the generator's size, with their training prior, cropped at every 
 
 Outputs in ``out_dir``: ``checkpoint.pt`` (latest state, for ``--resume``), ``train_log.csv`` (one row per
 ``log_every`` steps), ``config.yaml`` (the resolved config) and, at the end, ``model.pt`` (inference weights).
+The checkpoint holds the log's rows too: a resumed run rewrites ``train_log.csv`` from them, so a log that a
+workflow manager deleted with a failed job's outputs comes back whole.
 """
 
 from __future__ import annotations
@@ -233,6 +235,7 @@ class Trainer:
         self.pool = SyntheticPool(cfg, self.synth, self.device)
         self.step = 0
         self.elapsed = 0.0
+        self.log_rows: list[list[str]] = []
         self._stop_signal: int | None = None
 
     def _load_init(self, path: str) -> None:
@@ -275,6 +278,7 @@ class Trainer:
                 "elapsed": self.elapsed,
                 "samples_generated": self.pool.next_index,
                 "config": self.cfg.to_dict(),
+                "log_rows": self.log_rows,
             },
         )
 
@@ -327,6 +331,7 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
         self.pool.next_index = int(state["samples_generated"])
+        self.log_rows = [list(map(str, row)) for row in state.get("log_rows", [])]
         return True
 
     # -- loop ------------------------------------------------------------------------------------------
@@ -343,7 +348,7 @@ class Trainer:
             for stale in (self.checkpoint_path, self.log_path, self.model_path):
                 stale.unlink(missing_ok=True)
         write_text_atomic(self.out_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
-        self._truncate_log()
+        self._restore_log()
         self.pool.fill_to(self.pool.next_index or self.cfg.pool_size)
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         bar = _progress(self.cfg.steps, self.step, self.progress)
@@ -409,41 +414,42 @@ class Trainer:
                 raise TrainingInterruptedError(self._stop_signal, self.step)
 
     def _log(self, loss: float, parts: dict, lr: float) -> None:
+        row = [
+            str(self.step),
+            f"{self.elapsed:.2f}",
+            f"{loss:.5f}",
+            *(f"{parts[k]:.5f}" for k in DICE_COLUMNS[loss_kind(self.cfg)]),
+            f"{lr:.3g}",
+            str(self.pool.next_index),
+        ]
+        self.log_rows.append(row)
         new = not self.log_path.exists()
         with self.log_path.open("a", newline="") as fh:
             writer = csv.writer(fh)
             if new:
                 writer.writerow(log_columns(loss_kind(self.cfg)))
-            writer.writerow(
-                [
-                    self.step,
-                    f"{self.elapsed:.2f}",
-                    f"{loss:.5f}",
-                    *(f"{parts[k]:.5f}" for k in DICE_COLUMNS[loss_kind(self.cfg)]),
-                    f"{lr:.3g}",
-                    self.pool.next_index,
-                ]
-            )
+            writer.writerow(row)
 
-    def _truncate_log(self) -> None:
-        """Drop log rows past the checkpoint's step (the interrupted part of a run wrote them) and a partial
-        last row (a run killed mid-write). A log without its header is started afresh.
+    def _restore_log(self) -> None:
+        """Rewrite ``train_log.csv`` as the checkpoint's rows up to its step: rows the interrupted part of a
+        run wrote, a partial last row (a run killed mid-write) and a deleted log are all made good. A
+        checkpoint from before the log rows were kept in it keeps the file's own rows up to its step (a log
+        without its header is started afresh).
 
         The log is the one file written by appending, not by temp file and rename: rewriting it whole at
         every row would cost quadratic time over a long run, and this clean-up makes appending safe."""
-        if not self.log_path.exists():
-            return
-        with self.log_path.open(newline="") as fh:
-            rows = list(csv.reader(fh))
         columns = log_columns(loss_kind(self.cfg))
-        if not rows or tuple(rows[0]) != columns:
-            self.log_path.unlink()
+        if not self.log_rows and self.step > 0 and self.log_path.exists():
+            with self.log_path.open(newline="") as fh:
+                rows = list(csv.reader(fh))
+            if rows and tuple(rows[0]) == columns:
+                self.log_rows = [r for r in rows[1:] if len(r) == len(columns) and r[0].isdigit()]
+        self.log_rows = [r for r in self.log_rows if int(r[0]) <= self.step]
+        if not self.log_rows:
+            self.log_path.unlink(missing_ok=True)
             return
-        kept = [rows[0]] + [
-            r for r in rows[1:] if len(r) == len(columns) and r[0].isdigit() and int(r[0]) <= self.step
-        ]
         buf = io.StringIO()
-        csv.writer(buf).writerows(kept)
+        csv.writer(buf).writerows([list(columns), *self.log_rows])
         write_text_atomic(self.log_path, buf.getvalue())
 
 
