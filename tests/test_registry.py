@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import pumba
 from pumba.bench.registry import METHODS, method_plan
 from pumba.bench.settings import Setting, resolve_settings, settings_argv
 from pumba.data.plan import plan_datasets
@@ -91,3 +92,12 @@ def test_the_dataset_plan_knows_subjects_and_reasons_before_any_fetch(tmp_path):
         mirrored = plan_datasets(registry, ids, tmp_path / "cache", MIRROR, None, allow_download=False)
         assert mirrored["sherm-mouse"].available
     assert not list((tmp_path).iterdir())  # nothing fetched, no cache made
+
+
+def test_our_records_name_the_model_file_they_ran(tiny_model):
+    from pumba.bench.registry import tool_version
+    from pumba.io import file_digest
+
+    version = tool_version(METHODS["pumba"], {"weights": str(tiny_model)})
+    assert version == f"pumba {pumba.__version__}, {tiny_model.name} sha256:{file_digest(tiny_model)[:16]}"
+    assert tool_version(METHODS["pumba"], {"weights": ""}).split(", ")[1].startswith("pumba-v2.pt sha256:")

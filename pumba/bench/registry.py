@@ -39,9 +39,9 @@ class Method:
         command: builds the child's command line (settings' flags are appended).
         settings: the tool's options (config keys, command-line flags, keyword arguments).
         package: the installed distribution whose version the run records name (None: this package's).
-        version: the version string itself, for a tool this package runs with weights of its own source
-            (a port: the weights' commit and digest say more than this package's version); None: as
-            ``package`` says.
+        version: the version string itself from the run's settings, for a tool whose weights say more
+            than its distribution's version (our model: the model file's digest; a port: the weights'
+            commit and digest); None: as ``package`` says.
         geometry: the grid the tool works on, one line for the record.
         needs_file: a setting that must name an existing file (weights a user supplies) for the tool to
             run; without it the method is skipped and the methods table says why.
@@ -53,7 +53,7 @@ class Method:
     command: Command
     settings: tuple[Setting, ...] = ()
     package: str | None = None
-    version: Callable[[], str] | None = None
+    version: Callable[[Mapping[str, object]], str] | None = None
     geometry: str = "the input's grid"
     needs_file: str | None = None
     mem_mb: int = 2000
@@ -70,10 +70,26 @@ def _module(module: str) -> Command:
     return build
 
 
-def _mindgrab_version() -> str:
+def _mindgrab_version(settings: Mapping[str, object]) -> str:
     from pumba.baselines import mindgrab
 
     return mindgrab.weights_version()
+
+
+def _pumba_version(settings: Mapping[str, object]) -> str:
+    """This package's version and the model file's name and sha256 (first 16 hex digits): the shipped
+    weights when ``settings`` name none."""
+    import pumba
+    from pumba.io import file_digest
+
+    if settings.get("weights"):
+        path = Path(str(settings["weights"]))
+    else:
+        from pumba.infer.strip import default_model_path
+
+        path = default_model_path()
+    weights = f", {path.name} sha256:{file_digest(path)[:16]}" if path.is_file() else ""
+    return f"pumba {pumba.__version__}{weights}"
 
 
 def _pumba(image: str, mask: str, threads: int | None) -> list[str]:
@@ -100,6 +116,7 @@ METHODS: Mapping[str, Method] = MappingProxyType(
                 "our model: pumba strip",
                 _pumba,
                 PUMBA_SETTINGS,
+                version=_pumba_version,
                 geometry="the network's mm grid (transform) or the field of view stretched onto it (resize)",
                 mem_mb=3000,
                 runtime_min=15,
@@ -227,7 +244,7 @@ def tool_version(method: Method, settings: Mapping[str, object] | None = None) -
             digest = file_digest(path)
             return f"{path.name} sha256:{digest[:16]}"
     if method.version is not None:
-        return method.version()
+        return method.version(settings or {})
     name = method.package or "pumba"
     try:
         return f"{name} {metadata.version(name)}"
