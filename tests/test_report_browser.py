@@ -141,5 +141,5 @@ def test_viewer_renders_every_scan_in_chromium(tiny_run, browser, artifacts):
     from PIL import Image
 
     shot = Image.open(io.BytesIO(page.locator("#gl").screenshot())).convert("L")
-    assert len(set(shot.getdata())) > 50, "the viewer's canvas is blank"
+    assert len(shot.getcolors(256) or ()) > 50, "the viewer's canvas is blank"
     assert errors == []
