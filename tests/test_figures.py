@@ -716,3 +716,17 @@ def test_montage_one_row_per_method(mouse_like):
     assert len(panels) == 9  # reference, good, broken: three views each
     texts = [t.get_text() for a in panels for t in a.texts]
     assert "failed: no mask" in texts
+
+
+def test_no_two_of_sixteen_methods_look_alike_nor_like_the_reference_or_black():
+    import numpy as np
+
+    from pumba.figures.palette import REFERENCE_RGB, distinct_colors, srgb_to_lab
+
+    # the conversion against hand-checked values: white L 100, sRGB red (53.24, 80.09, 67.20)
+    assert srgb_to_lab(np.array(REFERENCE_RGB)) == pytest.approx([100.0, 0.0, 0.0], abs=0.01)
+    assert srgb_to_lab(np.array([1.0, 0.0, 0.0])) == pytest.approx([53.24, 80.09, 67.20], abs=0.02)
+    lab = srgb_to_lab(np.array([*distinct_colors()[:16], REFERENCE_RGB, (0.0, 0.0, 0.0)]))
+    gaps = np.linalg.norm(lab[:, None] - lab[None], axis=-1)[np.triu_indices(len(lab), 1)]
+    assert gaps.min() > 20  # CIE76: the colour-blind palette's own closest pair is 20.7 apart
+    assert len(set(distinct_colors())) == 10 + 6**3 - 2  # every grid colour but white and black, once
