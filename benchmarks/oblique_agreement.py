@@ -27,34 +27,10 @@ import time
 import nibabel as nib
 import numpy as np
 import torch
-from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-
-def regrid(image: nib.Nifti1Image, linear: np.ndarray) -> nib.Nifti1Image:
-    """The same head in the world on a grid moved by ``linear`` (3x3) about the field of view's centre."""
-    data = np.asarray(image.dataobj, dtype=np.float32)
-    centre = (image.affine @ np.append((np.array(data.shape) - 1) / 2, 1.0))[:3]
-    move = np.eye(4)
-    move[:3, :3] = linear
-    move[:3, 3] = centre - linear @ centre
-    affine = move @ image.affine
-    to_old = np.linalg.inv(image.affine) @ affine
-    moved = ndimage.affine_transform(data, to_old[:3, :3], to_old[:3, 3], output_shape=data.shape, order=1)
-    return nib.Nifti1Image(moved, affine)
-
-
-def mapped_back(mask: np.ndarray, affine: np.ndarray, image: nib.Nifti1Image) -> np.ndarray:
-    """A mask on the grid of ``affine`` resampled (trilinear, > 0.5) onto ``image``'s grid."""
-    to_moved = np.linalg.inv(affine) @ image.affine
-    back = ndimage.affine_transform(
-        mask.astype(np.float32), to_moved[:3, :3], to_moved[:3, 3], output_shape=image.shape, order=1
-    )
-    return back > 0.5
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
+from pumba.grid import mask_onto, moved_grid
+from pumba.metrics.overlap import dice
 
 
 def main() -> None:
@@ -81,11 +57,11 @@ def main() -> None:
         start = time.perf_counter()
         untilted = np.asarray(stripper.strip(image, qc=False).mask.dataobj) > 0
         for name, linear in cases.items():
-            moved = regrid(image, linear)
+            moved = moved_grid(image, linear)
             mask = np.asarray(stripper.strip(moved, qc=False).mask.dataobj) > 0
-            back = mapped_back(mask, moved.affine, image)
-            moved_mask = regrid(nib.Nifti1Image(untilted.astype(np.float32), image.affine), linear)
-            floor = dice(mapped_back(np.asarray(moved_mask.dataobj) > 0.5, moved.affine, image), untilted)
+            back = mask_onto(mask, moved.affine, image)
+            moved_mask = moved_grid(nib.Nifti1Image(untilted.astype(np.float32), image.affine), linear)
+            floor = dice(mask_onto(np.asarray(moved_mask.dataobj) > 0.5, moved.affine, image), untilted)
             line = f"{mode:9s} {name:6s} agreement {dice(back, untilted):.4f} floor {floor:.4f}"
             if ref is not None:
                 line += f" dice_ref untilted {dice(untilted, ref):.4f} turned {dice(back, ref):.4f}"

@@ -10,7 +10,8 @@ and an error in the 3x3 part (mm per voxel) counts times the number of voxels it
 matrices entry by entry at the translation's tolerance (1e-3 mm) would let through.
 
 Used by data preparation (a reference mask against its image), the metrics (a prediction against its
-reference) and the montage figure (every mask against the image).
+reference) and the montage figure (every mask against the image). :func:`moved_grid` and
+:func:`mask_onto` put one head on another grid and a mask back (the oblique-grid tests and benchmark).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import nibabel as nib
 import numpy as np
 
 from pumba.io import InputError, Volume
@@ -90,3 +92,32 @@ def check_same_grid(
         f"{volume.path}: {what} grid ({_describe(volume)}) does not match the {reference_what} "
         f"{reference.path} ({_describe(reference)}): {how}" + (f"; {hint}" if hint else "")
     )
+
+
+def moved_grid(image: nib.Nifti1Image, linear: np.ndarray) -> nib.Nifti1Image:
+    """The same head in the world on ``image``'s grid moved by ``linear`` (3x3: a turn, a shear) about the
+    field of view's centre: same shape, the affine moved, the intensities resampled trilinearly (float32;
+    zero where the moved grid sees beyond the old one)."""
+    from scipy import ndimage
+
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    centre = (image.affine @ np.append((np.array(data.shape) - 1) / 2, 1.0))[:3]
+    move = np.eye(4)
+    move[:3, :3] = linear
+    move[:3, 3] = centre - linear @ centre
+    affine = move @ image.affine
+    to_old = np.linalg.inv(image.affine) @ affine
+    moved = ndimage.affine_transform(data, to_old[:3, :3], to_old[:3, 3], output_shape=data.shape, order=1)
+    return nib.Nifti1Image(moved, affine)
+
+
+def mask_onto(mask: np.ndarray, affine: np.ndarray, image: nib.Nifti1Image) -> np.ndarray:
+    """A mask (I, J, K) on the grid of ``affine`` resampled onto ``image``'s grid: trilinear, then > 0.5
+    (bool)."""
+    from scipy import ndimage
+
+    to_mask = np.linalg.inv(affine) @ image.affine
+    back = ndimage.affine_transform(
+        np.asarray(mask, dtype=np.float32), to_mask[:3, :3], to_mask[:3, 3], output_shape=image.shape, order=1
+    )
+    return back > 0.5

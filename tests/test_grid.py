@@ -103,3 +103,22 @@ def test_check_same_grid_names_both_files_on_one_line(tmp_path) -> None:
         InputError, match=r"taller\.nii\.gz: prediction grid .* reference .*: the shapes differ$"
     ):
         check_same_grid(load_volume(tmp_path / "taller.nii.gz"), image, "prediction", "reference")
+
+
+def test_a_head_moved_onto_another_grid_and_its_mask_back():
+    from scipy.spatial.transform import Rotation
+
+    from pumba.grid import mask_onto, moved_grid
+    from pumba.metrics.overlap import dice
+
+    data = np.zeros((40, 40, 40), np.float32)
+    data[10:30, 12:28, 14:26] = 1.0
+    image = nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0]))
+    same = moved_grid(image, np.eye(3))
+    assert np.allclose(same.affine, image.affine) and np.allclose(same.get_fdata(), data)
+    turned = moved_grid(image, Rotation.from_euler("x", 30, degrees=True).as_matrix())
+    assert not np.allclose(turned.affine, image.affine)
+    # the block keeps its place in the world: on the turned grid it is another set of voxels, and back on
+    # the first grid it is the block again (to what trilinear resampling twice costs at its edges)
+    assert dice(turned.get_fdata() > 0.5, data > 0.5) < 0.9
+    assert dice(mask_onto(turned.get_fdata() > 0.5, turned.affine, image), data > 0.5) > 0.95

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy import ndimage
 from scipy.spatial.transform import Rotation
+
+from pumba.grid import mask_onto, moved_grid
+from pumba.metrics.overlap import dice
 
 COLIN27 = Path("/usr/share/mricron/templates/ch2.nii.gz")
 MIN_DICE = 0.99
@@ -53,35 +55,10 @@ def untilted_mask(mode: str) -> np.ndarray:
     return np.asarray(stripper(mode).strip(head(), prob=False).mask.dataobj) > 0
 
 
-def regrid(image: nib.Nifti1Image, linear: np.ndarray) -> nib.Nifti1Image:
-    """The same head in the world on a grid moved by ``linear`` (3x3) about the field of view's centre."""
-    data = np.asarray(image.dataobj, dtype=np.float32)
-    centre = (image.affine @ np.append((np.array(data.shape) - 1) / 2, 1.0))[:3]
-    move = np.eye(4)
-    move[:3, :3] = linear
-    move[:3, 3] = centre - linear @ centre
-    affine = move @ image.affine
-    to_old = np.linalg.inv(image.affine) @ affine
-    moved = ndimage.affine_transform(data, to_old[:3, :3], to_old[:3, 3], output_shape=data.shape, order=1)
-    return nib.Nifti1Image(moved, affine)
-
-
-def mapped_back(mask: np.ndarray, affine: np.ndarray, image: nib.Nifti1Image) -> np.ndarray:
-    to_moved = np.linalg.inv(affine) @ image.affine
-    back = ndimage.affine_transform(
-        mask.astype(np.float32), to_moved[:3, :3], to_moved[:3, 3], output_shape=image.shape, order=1
-    )
-    return back > 0.5
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
-
-
 def agreement(mode: str, linear: np.ndarray) -> float:
-    moved = regrid(head(), linear)
+    moved = moved_grid(head(), linear)
     mask = np.asarray(stripper(mode).strip(moved, prob=False).mask.dataobj) > 0
-    return dice(mapped_back(mask, moved.affine, head()), untilted_mask(mode))
+    return dice(mask_onto(mask, moved.affine, head()), untilted_mask(mode))
 
 
 @pytest.mark.parametrize("mode", ["auto", "resize", "transform"])

@@ -38,6 +38,7 @@ from scipy import ndimage
 
 from pumba.infer.postprocess import bounding_box, largest_component
 from pumba.infer.preprocess import HEAD_LEVEL, normalise
+from pumba.metrics.overlap import dice
 
 QC_THRESHOLD = 0.82
 """A mask whose score is below this is flagged for a look (chosen on ``pumba qc validate``'s pooled set)."""
@@ -75,14 +76,6 @@ class QCResult:
                 out[key] = round(float(value), 4)
         out["threshold"] = QC_THRESHOLD
         return out
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean arrays of one shape (1 when both are empty)."""
-    total = int(np.count_nonzero(a)) + int(np.count_nonzero(b))
-    if total == 0:
-        return 1.0
-    return 2.0 * int(np.count_nonzero(a & b)) / total
 
 
 def flip_agreement(flips: Sequence[np.ndarray]) -> float:

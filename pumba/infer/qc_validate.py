@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from pumba.infer.qc import BAD_DICE, QC_THRESHOLD, dice, qc_from_prediction
+from pumba.infer.qc import BAD_DICE, QC_THRESHOLD, qc_from_prediction
 from pumba.io import InputError, Volume, load_volume, write_text_atomic
+from pumba.metrics.overlap import dice
 
 TERMS = ("agreement", "flip_agreement", "shape", "volume")
 
