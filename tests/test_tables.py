@@ -134,6 +134,27 @@ def test_ablation_table_reads_against_the_seed_range():
         ablation_table(scores, "nope")
 
 
+def test_table_three_from_the_command_line_with_inference_arms(tmp_path):
+    from pumba.cli import main
+
+    trained = validate_scores({"ref": 0.90, "ref-seed": 0.92, "no-x": 0.80}).drop(columns="arm")
+    trained.to_csv(tmp_path / "scores.csv", index=False)
+    # one model scored with another inference setting: its rows name the shipped model, not an arm folder
+    infer = validate_scores({"x": 0.95}).drop(columns="arm").assign(model="pumba/weights/pumba-v2.pt")
+    infer.to_csv(tmp_path / "infer-resize.csv", index=False)
+    argv = ["tables", "ablation", "--scores", str(tmp_path / "scores.csv")]
+    argv += ["--named", f"infer-resize={tmp_path / 'infer-resize.csv'}", "--group", "infer-resize=inference"]
+    argv += ["--reference", "ref", "--seed-arms", "ref,ref-seed", "--out", str(tmp_path / "t3")]
+    assert main(argv) == 0
+    table = pd.read_csv(tmp_path / "t3.csv").set_index("arm")
+    assert sorted(table.index) == ["infer-resize", "no-x", "ref", "ref-seed"]
+    assert table.loc["infer-resize", "group"] == "inference"
+    assert table.loc["infer-resize", "delta_dice"] == pytest.approx(0.05)
+    assert "infer-resize" in (tmp_path / "t3.md").read_text()
+    clash = [*argv[:4], "--named", f"ref={tmp_path / 'infer-resize.csv'}", *argv[6:]]
+    assert main(clash) == 2
+
+
 def test_seed_spread_sd_and_range():
     frame, _, rows = seed_spread(validate_scores({"s0": 0.90, "s1": 0.92, "s2": 0.94}))
     spread = frame.iloc[-1]

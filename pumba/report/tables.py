@@ -394,16 +394,27 @@ def read_benchmark_seconds(path: str | os.PathLike) -> float:
 
 
 # ------------------------------------------------------------------------------- seeds and ablations
-def read_validate(paths: Sequence[str | os.PathLike], name_from: str = "dir") -> pd.DataFrame:
-    """``pumba validate`` tables concatenated, with an ``arm`` column: the model file's folder name."""
-    frames = [read_table(p, "validation table", VALIDATE_COLUMNS, dtype={"subject": str}) for p in paths]
+def read_validate(
+    paths: Sequence[str | os.PathLike], named: Mapping[str, str | os.PathLike] | None = None
+) -> pd.DataFrame:
+    """``pumba validate`` tables concatenated, with an ``arm`` column: in ``paths``' tables the model file's
+    folder name (``results/ablation/<arm>/model.pt``), in each of ``named``'s (arm -> table) its arm for every
+    row (one model scored with another inference setting). Each arm keeps its last step (a table of
+    snapshots has several)."""
+    frames = []
+    for path in paths:
+        frame = read_table(path, "validation table", VALIDATE_COLUMNS, dtype={"subject": str})
+        frames.append(frame.assign(arm=[Path(str(m)).parent.name for m in frame["model"]]))
+    trained = {a for f in frames for a in f["arm"]}
+    for arm, path in (named or {}).items():
+        if arm in trained:
+            raise InputError(f"{path}: arm {arm!r} is also a trained arm of the scores tables")
+        frame = read_table(path, "validation table", VALIDATE_COLUMNS, dtype={"subject": str})
+        frames.append(frame.assign(arm=arm))
     if not frames:
         raise InputError("no validation table given")
     frame = pd.concat(frames, ignore_index=True)
-    frame["arm"] = [
-        Path(str(m)).parent.name if name_from == "dir" else Path(str(m)).stem for m in frame["model"]
-    ]
-    if "step" in frame:  # keep each arm's last step (a table of snapshots has several)
+    if "step" in frame:
         last = frame.groupby("arm")["step"].transform("max")
         frame = frame[frame["step"] == last]
     return frame
