@@ -123,14 +123,19 @@ def test_ablation_table_reads_against_the_seed_range():
     scores = validate_scores(
         {"ref": 0.90, "ref-seed": 0.92, "no-x": 0.80, "plus-y": 0.91, "no-boundary-class": 0.89}
     )
-    frame, _, rows = ablation_table(scores, "ref", ["ref", "ref-seed"])
+    frame, _, rows = ablation_table(scores, "ref", ["ref", "ref-seed"], against={"plus-y": "no-x"})
     f = frame.set_index("arm")
     assert f.loc["no-boundary-class", "group"] == "label: no boundary class"
+    # an arm read against the arm it changes, not the reference
+    assert f.loc["plus-y", "against"] == "no-x" and f.loc["plus-y", "delta_dice"] == pytest.approx(0.11)
+    assert f.loc["plus-y", "beyond_seed_range"] and f.loc["no-x", "against"] == "ref"
+    assert pd.isna(f.loc["ref", "against"]) and math.isnan(f.loc["ref", "delta_dice"])
+    with pytest.raises(InputError, match="'absent' \\(against which 'plus-y' is read\\) has no scores"):
+        ablation_table(scores, "ref", against={"plus-y": "absent"})
     assert f.loc["no-x", "delta_dice"] == pytest.approx(-0.10) and f.loc["no-x", "beyond_seed_range"]
-    assert not f.loc["plus-y", "beyond_seed_range"]  # +0.01 is within the seeds' 0.02
     assert f.loc["no-x", "group"] == "generator: one switch removed"
     assert rows[-1][0].startswith("seed range") and rows[-1][3] == "0.020"
-    with pytest.raises(InputError, match="reference arm 'nope'"):
+    with pytest.raises(InputError, match=r"arm 'nope' .* has no scores"):
         ablation_table(scores, "nope")
 
 

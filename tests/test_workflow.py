@@ -166,8 +166,8 @@ def test_dry_run_of_the_release_and_ablation_targets(tmp_path, target):
     trains = re.findall(r"pumba train .*$", res.stdout + res.stderr, flags=re.M)
     if target == "seeds":
         assert len(trains) == len(settings["seed_spread"]["seeds"]) and all("--steps 9 " in t for t in trains)
-    if target == "ablation":  # resize, transform, no TTA, the authors' post-processing
-        assert int(counts["ablation_inference_scores"]) == 4
+    if target == "ablation":  # as shipped, resize, transform, no TTA, the authors' post-processing
+        assert int(counts["ablation_inference_scores"]) == 5
         assert len(trains) == len(settings["ablation"]["arms"]) and all("--steps 7 " in t for t in trains)
         assert any("no-boundary-class.yaml" in t for t in trains)
 

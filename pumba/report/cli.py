@@ -68,6 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ARM=GROUP",
         help="an arm's group (default: read from its name), repeatable",
     )
+    ab.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="ARM=BASE",
+        help="the arm that ARM changes, whose mean Dice its difference is taken from (default: --reference), "
+        "repeatable",
+    )
     ab.add_argument("--out", required=True, help=PREFIX_HELP)
     ab.set_defaults(func=_ablation)
 
@@ -172,11 +180,12 @@ def _ablation(args: argparse.Namespace) -> int:
         args.reference,
         seed_arms,
         _pairs(args.group, "--group"),
+        _pairs(args.against, "--against"),
     )
     caption = (
-        f"Table 3. Ablations: mean Dice of each arm over every prepared scan and its difference from "
-        f"{args.reference}; †: the difference exceeds the range between the seed arms "
-        f"({', '.join(seed_arms) or 'none given'}). Bold: the best arm."
+        f"Table 3. Ablations: mean Dice of each arm over every prepared scan and its difference from the arm "
+        f"it changes (against; {args.reference} unless named); †: the difference exceeds the range between "
+        f"the seed arms ({', '.join(seed_arms) or 'none given'}). Bold: the best arm."
     )
     write_table(args.out, frame, header, rows, caption)
     return 0

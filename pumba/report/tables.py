@@ -471,20 +471,26 @@ def ablation_table(
     reference: str,
     seed_arms: Sequence[str] = (),
     groups: Mapping[str, str] | None = None,
+    against: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[str], list[list[str]]]:
-    """Table 3: per arm its mean Dice, the difference from the ``reference`` arm, and whether it exceeds the
-    seed-to-seed range of ``seed_arms`` (those arms' mean-Dice max - min; needs two or more of them).
+    """Table 3: per arm its mean Dice, the difference from the arm it changes (``against[arm]``, else the
+    ``reference`` arm), and whether that difference exceeds the seed-to-seed range of ``seed_arms`` (those
+    arms' mean-Dice max - min; needs two or more of them).
 
-    ``groups`` maps an arm to its group (e.g. 'generator switch', 'inference: geometry'); by default the group
-    is read from the arm's name: 'no-boundary*' the label without the boundary class, 'no-*' a switch removed,
-    'plus-*' a switch added, '*seed*' a seed.
+    ``groups`` maps an arm to its group (e.g. 'inference'); by default the group is read from the arm's name:
+    'no-boundary*' the label without the boundary class, 'no-*' a switch removed, 'plus-*' a switch added,
+    '*seed*' a seed. InputError when the reference or an arm named in ``against`` has no scores.
     """
     means = arm_means(scores)
-    if reference not in set(means["arm"]):
-        raise InputError(
-            f"Table 3: reference arm {reference!r} has no scores (arms: {', '.join(means['arm'])})"
-        )
-    ref = float(means.loc[means["arm"] == reference, "dice_mean"].iloc[0])
+    arms = set(means["arm"])
+    against = dict(against or {})
+    for arm, base in [(reference, reference), *against.items()]:
+        if base not in arms:
+            raise InputError(
+                f"Table 3: arm {base!r} (against which {arm!r} is read) has no scores "
+                f"(arms: {', '.join(means['arm'])})"
+            )
+    mean_of = dict(zip(means["arm"], means["dice_mean"], strict=True))
     seeds = means[means["arm"].isin(seed_arms)]
     seed_range = float(seeds["dice_mean"].max() - seeds["dice_mean"].min()) if len(seeds) >= 2 else math.nan
 
@@ -502,25 +508,32 @@ def ablation_table(
         return "recipe"
 
     means["group"] = [group_of(a) for a in means["arm"]]
-    means["delta_dice"] = means["dice_mean"] - ref
+    bases = [None if a == reference else against.get(a, reference) for a in means["arm"]]
+    means["against"] = bases
+    means["delta_dice"] = [
+        math.nan if base is None else d - mean_of[base]
+        for base, d in zip(bases, means["dice_mean"], strict=True)
+    ]
     means["seed_range"] = seed_range
     means["beyond_seed_range"] = [
-        bool(math.isfinite(seed_range) and abs(d) > seed_range and a not in seed_arms)
+        bool(math.isfinite(seed_range) and math.isfinite(d) and abs(d) > seed_range and a not in seed_arms)
         for a, d in zip(means["arm"], means["delta_dice"], strict=True)
     ]
-    header = ["arm", "group", "scans", "mean Dice", f"vs {reference}", "median HD95 (mm)"]
+    header = ["arm", "group", "scans", "mean Dice", "against", "Δ Dice", "median HD95 (mm)"]
     best = means["dice_mean"].max()
     display = []
-    for _, r in means.iterrows():
+    for base, (_, r) in zip(bases, means.iterrows(), strict=True):
         dice = f"{r['dice_mean']:.3f}"
         if r["dice_mean"] == best:
             dice = f"**{dice}**"
-        delta = (
-            DASH
-            if r["arm"] == reference
-            else f"{r['delta_dice']:+.3f}" + (" †" if r["beyond_seed_range"] else "")
-        )
-        display.append([r["arm"], r["group"], str(r["n_scans"]), dice, delta, f"{r['hd95_median']:.1f}"])
+        if base is None:
+            base, delta = DASH, DASH
+        else:
+            delta = f"{r['delta_dice']:+.3f}" + (" †" if r["beyond_seed_range"] else "")
+        row = [r["arm"], r["group"], str(r["n_scans"]), dice, base, delta, f"{r['hd95_median']:.1f}"]
+        display.append(row)
     if math.isfinite(seed_range):
-        display.append([f"seed range ({len(seeds)} seeds)", "seed", DASH, f"{seed_range:.3f}", DASH, DASH])
+        display.append(
+            [f"seed range ({len(seeds)} seeds)", "seed", DASH, f"{seed_range:.3f}", DASH, DASH, DASH]
+        )
     return means, header, display

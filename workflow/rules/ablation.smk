@@ -55,9 +55,11 @@ rule ablation:
         "results/tables/table3_ablation.csv",
 
 
-# Inference arms of our model (config["methods"][OURS]'s weights): each geometry mode, no test-time flips, and the
-# authors' post-processing instead of ours.
+# Inference arms of our model (config["methods"][OURS]'s weights): as the default run strips (infer-default, which
+# the others are read against), each geometry mode, no test-time flips, and the authors' post-processing
+# instead of ours.
 INFERENCE_ARMS = {
+    "infer-default": "",
     "infer-resize": "--mode resize",
     "infer-transform": "--mode transform",
     "infer-no-tta": "--no-tta",
@@ -120,9 +122,20 @@ rule table_ablation:
         ),
         reference=ABLATION_REFERENCE,
         seed_arms=",".join(SEED_ARMS),
+        against=" ".join(
+            f"--against {a}={b}"
+            for a, b in [
+                *config["ablation"].get("against", {}).items(),
+                *(
+                    (a, "infer-default")
+                    for a in INFERENCE_ARMS
+                    if a != "infer-default"
+                ),
+            ]
+        ),
     shell:
         "pumba tables ablation --scores {input.scores} {params.named} --reference {params.reference} "
-        "--seed-arms '{params.seed_arms}' --out {params.prefix} > {log} 2>&1"
+        "--seed-arms '{params.seed_arms}' {params.against} --out {params.prefix} > {log} 2>&1"
 
 
 # The spread between training seeds (`snakemake seeds --cores all`): the recipe of config["seed_spread"]
