@@ -68,6 +68,12 @@ def test_training_without_the_boundary_class_is_recorded_in_the_model(tmp_path):
     assert "dice_brain" in header and "dice_boundary" not in header
     assert load_model(path)[1]["boundary_class"] is False
     assert load_model(tmp_path / "checkpoint.pt")[1]["boundary_class"] is False
+    from pumba.cli import main
+
+    exported = tmp_path / "exported.pt"
+    argv = ["export-model", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--out", str(exported)]
+    assert main(argv) == 0
+    assert load_model(exported)[1]["boundary_class"] is False
     with pytest.raises(ValueError, match="'boundary_class' applies to the whole-head stage"):
         TrainConfig.from_dict({**TINY, "stage": "fine", "boundary_class": False})
 
