@@ -71,6 +71,18 @@ class FetchOptions:
     retries: int = 5
     progress: bool = True
 
+    def download(self, url: str, target: Path, checksum: Checksum | None, size: int | None) -> None:
+        """:func:`pumba.data.download.download` with these options' timeout, retries and progress bar."""
+        download(
+            url,
+            target,
+            checksum=checksum,
+            size=size,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+            progress=self.progress,
+        )
+
 
 def part_dir(dataset_id: str, part: Part, cache_dir: str | os.PathLike) -> Path:
     """The cache directory of one part of a collection."""
@@ -129,15 +141,7 @@ def _fetch_url(part: UrlPart, here: Path, options: FetchOptions) -> dict:
     checksum = _url_checksum(part, options)
     target = here / "files" / _basename(part.url)
     # a verified file from a try whose unpacking failed is not downloaded again (download() checks it)
-    download(
-        part.url,
-        target,
-        checksum=checksum,
-        size=part.size,
-        timeout_s=options.timeout_s,
-        retries=options.retries,
-        progress=options.progress,
-    )
+    options.download(part.url, target, checksum, part.size)
     verified = checksum is not None and checksum.algorithm == "sha256"
     got = f"sha256:{checksum.value if verified else file_digest(target)}"
     if checksum is None:
@@ -272,15 +276,7 @@ def _download_object(
         checksum = Checksum("md5", obj.etag)
     else:
         checksum = None  # a multipart upload's ETag is no file digest: the size is still checked
-    download(
-        s3_url(options.s3_endpoint, bucket, obj.key),
-        target,
-        checksum=checksum,
-        size=obj.size,
-        timeout_s=options.timeout_s,
-        retries=options.retries,
-        progress=options.progress,
-    )
+    options.download(s3_url(options.s3_endpoint, bucket, obj.key), target, checksum, obj.size)
     return None if checksum is None else f"{checksum.algorithm}:{checksum.value}"
 
 

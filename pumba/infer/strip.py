@@ -185,7 +185,7 @@ def predict_brain(
     del image
     flips: list[np.ndarray] | None = [] if with_flips and tta else None
     grid_prob = predict(model, grid_image, torch.device(device), tta, flips)
-    grid_mask = postprocess(grid_prob, postprocessing, info.get("boundary_class", True))
+    grid_mask = postprocess(grid_prob, postprocessing, info["boundary_class"])
     flips_kept = tuple(flips or ())
     if not grid_mask.any():
         empty = np.zeros(volume.data.shape, bool)
